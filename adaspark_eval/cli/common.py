@@ -1,0 +1,93 @@
+"""What every command shares: AdaSpark knob flags built from the config, and one-line user errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from adaspark_eval.config import AdaSparkConfig, ConfigError
+from adaspark_eval.data.video import VideoError
+from adaspark_eval.models.loading import ModelNotFound
+
+KNOB_HELP = {
+    "p": "top-p threshold for both modules, in (0, 1]",
+    "p_attn": "AdaS-Attn threshold (overrides --p)",
+    "p_ffn": "AdaS-FFN threshold (overrides --p)",
+    "cube": "cube size TxHxW in LLM tokens, e.g. 4x4x4",
+    "select": "token | cube: per-query or per-cube (mean query) selection",
+    "text_queries": "dense | sparse",
+    "text_keys": "all | sparse",
+    "ffn_group": "cube | grid: the group AdaS-FFN selects within",
+    "ffn_score": "l1 | softmax: importance distribution of AdaS-FFN",
+    "ffn_tau": "softmax temperature of --ffn-score softmax",
+    "compensation": "mean | none: what skipped FFN tokens receive",
+    "fixed_ratio": "keep this fraction instead of top-p (ablation)",
+    "dense_layers": "comma-separated layers left dense, e.g. 0,1",
+    "sparse_decode": "select cubes per decode step too (true/false)",
+    "attention": "AdaS-Attn on/off (true/false)",
+    "ffn": "AdaS-FFN on/off (true/false)",
+    "query_chunk": "queries per chunk of the reference attention (memory)",
+}
+KNOBS = [f.name for f in dataclasses.fields(AdaSparkConfig)]
+
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, VideoError, ModelNotFound, FileNotFoundError, ValueError)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr; return the exit to raise (code 2)."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the errors a user can fix into one line and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as error:
+            raise fail(str(error)) from None
+
+    return wrapper
+
+
+def with_knobs(*, parse: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add one ``--knob`` flag per AdaSpark knob to a command.
+
+    With ``parse=True`` the command receives ``config: AdaSparkConfig``; with ``parse=False`` it receives
+    ``knobs: dict[str, str]`` holding the flags given (for sweeps, where a value may be a list).
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(fn, eval_str=True)
+        target = "config" if parse else "knobs"
+        params = [p for p in signature.parameters.values() if p.name != target]
+        for name in KNOBS:
+            option = typer.Option(f"--{name.replace('_', '-')}", help=KNOB_HELP[name])
+            params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                            annotation=Annotated[str | None, option]))
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> Any:
+            given = {name: kwargs.pop(name) for name in KNOBS if kwargs.get(name) is not None}
+            for name in KNOBS:
+                kwargs.pop(name, None)
+            if parse:
+                try:
+                    kwargs[target] = AdaSparkConfig.from_dict(given)
+                except ConfigError as error:
+                    raise fail(str(error)) from None
+            else:
+                kwargs[target] = given
+            return fn(**kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate

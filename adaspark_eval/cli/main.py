@@ -1,0 +1,19 @@
+"""The ``adaspark-eval`` command line: a thin layer over the package."""
+
+from __future__ import annotations
+
+import typer
+
+from adaspark_eval.cli.inspect_cmd import inspect_command
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Evaluate AdaSpark adaptive sparsity on Qwen2.5-VL long-video benchmarks.")
+app.command("inspect")(inspect_command)
+
+
+@app.callback()
+def main() -> None:
+    """adaspark-eval: AdaSpark on Qwen2.5-VL, evaluated on MLVU, VideoMME and VideoNIAH."""
+
+if __name__ == "__main__":
+    app()

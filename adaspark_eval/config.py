@@ -1,0 +1,149 @@
+"""One object for every AdaSpark knob of ``METHOD.md``.
+
+The config is a frozen dataclass: validated once at construction, hashable, and serialisable to a
+flat dict (the form used by CLI flags, lmms-eval ``model_args`` and result keys).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_type_hints
+
+Select = Literal["token", "cube"]
+TextQueries = Literal["dense", "sparse"]
+TextKeys = Literal["all", "sparse"]
+FfnGroup = Literal["cube", "grid"]
+FfnScore = Literal["l1", "softmax"]
+Compensation = Literal["mean", "none"]
+
+
+class ConfigError(ValueError):
+    """A knob holds a value the method does not define; the message names the knob and the fix."""
+
+
+@dataclass(frozen=True)
+class AdaSparkConfig:
+    """Every AdaSpark knob. Defaults are METHOD.md's reading of the paper.
+
+    ``p`` drives both modules unless ``p_attn`` / ``p_ffn`` override it. ``fixed_ratio`` replaces
+    top-p by "keep this fraction" in both modules (the paper's ablation). ``cube`` is
+    ``(cube_t, cube_h, cube_w)`` in LLM tokens.
+    """
+
+    p: float = 0.8
+    p_attn: float | None = None
+    p_ffn: float | None = None
+    cube: tuple[int, int, int] = (4, 4, 4)
+    select: Select = "token"
+    text_queries: TextQueries = "dense"
+    text_keys: TextKeys = "all"
+    ffn_group: FfnGroup = "cube"
+    ffn_score: FfnScore = "l1"
+    ffn_tau: float = 1.0
+    compensation: Compensation = "mean"
+    fixed_ratio: float | None = None
+    dense_layers: tuple[int, ...] = ()
+    sparse_decode: bool = False
+    attention: bool = True
+    ffn: bool = True
+    query_chunk: int = field(default=1024, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("p", "p_attn", "p_ffn", "fixed_ratio"):
+            value = getattr(self, name)
+            if value is not None and not (0.0 < float(value) <= 1.0):
+                raise ConfigError(f"{name}={value} is outside (0, 1]: pass a value such as {name}=0.8")
+        if len(self.cube) != 3 or any(int(s) < 1 for s in self.cube):
+            raise ConfigError(f"cube={self.cube} needs three sides >= 1 (t, h, w): pass e.g. cube=4x4x4")
+        hints = get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            choices = get_args(hints[f.name])
+            if choices and all(isinstance(c, str) for c in choices) and getattr(self, f.name) not in choices:
+                raise ConfigError(
+                    f"{f.name}={getattr(self, f.name)!r} is not one of {', '.join(choices)}: pass one of those"
+                )
+        if self.ffn_tau <= 0:
+            raise ConfigError(f"ffn_tau={self.ffn_tau} must be > 0: pass e.g. ffn_tau=1.0")
+        if any(int(i) < 0 for i in self.dense_layers):
+            raise ConfigError(f"dense_layers={self.dense_layers} holds a negative index: pass layer numbers >= 0")
+        if self.query_chunk < 1:
+            raise ConfigError(f"query_chunk={self.query_chunk} must be >= 1")
+
+    @property
+    def attn_p(self) -> float:
+        """Threshold of AdaS-Attn."""
+        return self.p if self.p_attn is None else self.p_attn
+
+    @property
+    def ffn_p(self) -> float:
+        """Threshold of AdaS-FFN."""
+        return self.p if self.p_ffn is None else self.p_ffn
+
+    @property
+    def cube_volume(self) -> int:
+        """Tokens in a full cube."""
+        t, h, w = self.cube
+        return t * h * w
+
+    def replace(self, **changes: Any) -> AdaSparkConfig:
+        """A copy with ``changes`` applied (values may be strings, as from a CLI)."""
+        return AdaSparkConfig.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready flat dict: tuples become lists."""
+        out = dataclasses.asdict(self)
+        out["cube"] = list(self.cube)
+        out["dense_layers"] = list(self.dense_layers)
+        return out
+
+    def key(self) -> str:
+        """Short stable hash of the settings that change results (for result keys)."""
+        payload = {k: v for k, v in self.to_dict().items() if k != "query_chunk"}
+        return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AdaSparkConfig:
+        """Build from a dict whose values may be strings (``"0.8"``, ``"4x4x4"``, ``"0,1"``, ``"none"``).
+
+        Unknown names raise ``ConfigError`` listing the known knobs.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown AdaSpark knob(s) {unknown}: known knobs are {sorted(known)}")
+        return cls(**{name: _parse(name, value) for name, value in values.items()})
+
+
+def _parse(name: str, value: Any) -> Any:
+    """Coerce one knob value from its CLI/string form."""
+    if not isinstance(value, str):
+        if name == "cube":
+            return tuple(int(v) for v in value)
+        if name == "dense_layers":
+            return tuple(int(v) for v in value)
+        return value
+    text = value.strip()
+    try:
+        if name in ("p", "ffn_tau"):
+            return float(text)
+        if name in ("p_attn", "p_ffn", "fixed_ratio"):
+            return None if text.lower() in ("", "none") else float(text)
+        if name == "cube":
+            sides = [int(s) for s in text.lower().replace(",", "x").split("x")]
+            return tuple(sides * 3) if len(sides) == 1 else tuple(sides)
+        if name == "dense_layers":
+            return tuple(int(s) for s in text.replace(";", ",").split(",") if s.strip())
+        if name in ("sparse_decode", "attention", "ffn"):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if name == "query_chunk":
+            return int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} cannot be read: see `adaspark-eval run --help` for its form") from None
+    return text

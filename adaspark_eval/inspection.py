@@ -1,0 +1,58 @@
+"""Dense against sparse on one input: how far the sparse prefill moves the next-token prediction, and
+what each layer kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import BatchFeature
+
+from adaspark_eval.config import AdaSparkConfig
+from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.stats import ForwardRecord
+
+
+@dataclass
+class Comparison:
+    """The dense and the sparse prefill of one input.
+
+    ``dense_logits`` / ``sparse_logits``: (V,) float32 next-token logits.
+    """
+
+    dense_logits: torch.Tensor
+    sparse_logits: torch.Tensor
+    dense_record: ForwardRecord
+    sparse_record: ForwardRecord
+    num_layers: int
+
+    @property
+    def max_abs_logit_diff(self) -> float:
+        return float((self.sparse_logits - self.dense_logits).abs().max())
+
+    @property
+    def kl(self) -> float:
+        """KL(dense || sparse) of the next-token distributions, in nats."""
+        log_dense = torch.log_softmax(self.dense_logits, dim=-1)
+        log_sparse = torch.log_softmax(self.sparse_logits, dim=-1)
+        return float(torch.sum(log_dense.exp() * (log_dense - log_sparse)))
+
+    def layers(self) -> list[dict[str, Any]]:
+        return self.sparse_record.layer_summary(self.num_layers)
+
+
+@torch.no_grad()
+def compare(sparse: AdaSpark, inputs: BatchFeature, config: AdaSparkConfig) -> Comparison:
+    """Prefill ``inputs`` (batch of 1) densely and with ``config``; ``sparse.config`` is restored after."""
+    previous = sparse.config
+    try:
+        sparse.config = config.replace(attention=False, ffn=False)
+        dense_logits = sparse.model(**inputs).logits[0, -1].float()
+        dense_record = sparse.records[0]
+        sparse.config = config
+        sparse_logits = sparse.model(**inputs).logits[0, -1].float()
+        sparse_record = sparse.records[0]
+    finally:
+        sparse.config = previous
+    return Comparison(dense_logits, sparse_logits, dense_record, sparse_record, sparse.num_layers)

@@ -1,0 +1,77 @@
+"""Load a Qwen2.5-VL and its processor: the offline tiny model, a local checkpoint directory, or a hub
+name already in the local Hugging Face cache. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+
+from adaspark_eval.models.tiny import build_tiny
+
+TINY = "tiny"
+DEFAULT_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16}
+
+
+class ModelNotFound(FileNotFoundError):
+    """The model is neither a local directory nor in the local Hugging Face cache."""
+
+
+@dataclass
+class LoadedModel:
+    """A model, its processor, and the name it was loaded by."""
+
+    model: Qwen2_5_VLForConditionalGeneration
+    processor: Qwen2_5_VLProcessor
+    name: str
+
+
+def parse_dtype(name: str | torch.dtype) -> torch.dtype:
+    """``"bf16"`` -> ``torch.bfloat16`` and so on; a clear error for anything else."""
+    if isinstance(name, torch.dtype):
+        return name
+    if name not in _DTYPES:
+        raise ValueError(f"unknown dtype {name!r}: pass one of {', '.join(sorted(_DTYPES))}")
+    return _DTYPES[name]
+
+
+def resolve_checkpoint(name: str) -> Path:
+    """The directory holding ``name``: itself if it is a directory, else its snapshot in the HF cache."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelNotFound(f"{path} has no config.json: point --model at a Qwen2.5-VL checkpoint directory")
+        return path
+    cache = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub")
+    snapshots = cache.expanduser() / f"models--{name.replace('/', '--')}" / "snapshots"
+    found = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
+    if not found:
+        raise ModelNotFound(
+            f"model {name!r} not found: looked for a directory {path} and for {snapshots}; download it on a "
+            f"machine with network access (huggingface-cli download {name}) or pass --model tiny"
+        )
+    return found[-1].parent
+
+
+def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtype = "float32",
+               max_pixels: int | None = None) -> LoadedModel:
+    """Load ``name`` (``"tiny"``, a checkpoint directory, or a cached hub name) on ``device``.
+
+    The model uses sdpa attention (the dense baseline AdaSpark falls back to).
+    """
+    torch_dtype = parse_dtype(dtype)
+    if name == TINY:
+        model, processor = build_tiny(dtype=torch_dtype)
+    else:
+        path = resolve_checkpoint(name)
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=torch_dtype, attn_implementation="sdpa")
+        processor = AutoProcessor.from_pretrained(path)
+    processor.video_processor.cap_pixels_per_frame = True  # qwen-vl-utils' per-frame pixel cap
+    if max_pixels is not None:
+        processor.video_processor.size = {**processor.video_processor.size, "longest_edge": max_pixels}
+    return LoadedModel(model=model.to(device).eval(), processor=processor, name=name)

@@ -1,0 +1,231 @@
+"""AdaSpark on a Hugging Face ``Qwen2_5_VLForConditionalGeneration``, through transformers' own
+extension points: an attention function registered as ``"adaspark"`` (with sdpa's mask builder), the
+decoder MLPs swapped for ``AdaSparkMLP`` (same parameters, same state-dict keys), and a forward
+pre-hook on the multimodal model that reads the token layout. Nothing of transformers is edited.
+
+    sparse = AdaSpark.attach(model, AdaSparkConfig(p=0.8))
+    model.generate(**inputs)          # sparse prefill, dense decode
+    sparse.records[0].layer_summary(...)
+    sparse.config = sparse.config.replace(p=0.6)   # no reload
+    sparse.detach()                   # the stock model again
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+from adaspark_eval.config import AdaSparkConfig
+from adaspark_eval.sparse.attention import AttentionRule, dense_pairs, select_units, sparse_attention
+from adaspark_eval.sparse.ffn import FfnRule, group_ids, keep_tokens, sparse_ffn
+from adaspark_eval.sparse.layout import PAD, TokenLayout, build_layout
+from adaspark_eval.sparse.stats import AttentionStats, FfnStats, ForwardRecord
+
+IMPLEMENTATION = "adaspark"
+_DENSE_IMPLEMENTATION = "sdpa"
+
+
+class AdaSpark:
+    """The AdaSpark state of one model: its config, the layout of the sequence in flight, and records.
+
+    ``records`` holds one ``ForwardRecord`` per language-model call since the last prefill (the
+    prefill first, then each decode step).
+    """
+
+    def __init__(self, model: nn.Module, config: AdaSparkConfig) -> None:
+        self.model = model
+        self.config = config
+        self.enabled = True
+        self.layout: TokenLayout | None = None
+        self.records: list[ForwardRecord] = []
+        self._residuals: dict[int, Tensor] = {}
+        self._handles: list[Any] = []
+        self._mlps: dict[int, nn.Module] = {}
+        text_config = model.config.text_config
+        self._previous_implementation = text_config._attn_implementation
+        self.num_layers = text_config.num_hidden_layers
+        self.video_token_id = model.config.video_token_id
+        self.image_token_id = model.config.image_token_id
+        self.spatial_merge_size = model.config.vision_config.spatial_merge_size
+
+    @classmethod
+    def attach(cls, model: nn.Module, config: AdaSparkConfig | None = None) -> AdaSpark:
+        """Make ``model`` sparse in place; returns its controller (also at ``model.adaspark``)."""
+        if getattr(model, "adaspark", None) is not None:
+            raise ValueError("AdaSpark is already attached to this model: change `model.adaspark.config` instead")
+        register()
+        self = cls(model, config or AdaSparkConfig())
+        decoder_layers = model.model.language_model.layers
+        for layer in decoder_layers:
+            index = layer.self_attn.layer_idx
+            layer.self_attn.adaspark = self
+            self._mlps[index] = layer.mlp
+            layer.mlp = AdaSparkMLP(layer.mlp, index, self)
+            self._handles.append(
+                layer.post_attention_layernorm.register_forward_pre_hook(self._residual_hook(index))
+            )
+        self._handles.append(model.model.register_forward_pre_hook(self._on_forward, with_kwargs=True))
+        model.config.text_config._attn_implementation = IMPLEMENTATION
+        model.adaspark = self
+        return self
+
+    def detach(self) -> None:
+        """Give the stock model back: original MLPs, attention implementation and no hooks."""
+        for handle in self._handles:
+            handle.remove()
+        for layer in self.model.model.language_model.layers:
+            layer.mlp = self._mlps[layer.self_attn.layer_idx]
+            del layer.self_attn.adaspark
+        self.model.config.text_config._attn_implementation = self._previous_implementation
+        self.model.adaspark = None
+        self.layout = None
+
+    def layer_config(self, layer: int) -> tuple[AttentionRule | None, FfnRule | None]:
+        """The rules of ``layer`` for the current forward; None where that module runs dense."""
+        cfg = self.config
+        if not self.enabled or layer in cfg.dense_layers or self.layout is None:
+            return None, None
+        decode = self.records[-1].phase == "decode"
+        attn = None
+        if cfg.attention and (not decode or cfg.sparse_decode):
+            attn = AttentionRule(p=cfg.attn_p, fixed_ratio=cfg.fixed_ratio, select=cfg.select,
+                                 text_queries=cfg.text_queries, text_keys=cfg.text_keys, decode=decode,
+                                 sparse_decode=cfg.sparse_decode)
+        ffn = None
+        if cfg.ffn and not decode:
+            ffn = FfnRule(p=cfg.ffn_p, fixed_ratio=cfg.fixed_ratio, group=cfg.ffn_group, score=cfg.ffn_score,
+                          tau=cfg.ffn_tau, compensation=cfg.compensation)
+        return attn, ffn
+
+    def _on_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        """Pre-hook of the multimodal model: a new layout at prefill, text appended at decode."""
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        cache = kwargs.get("past_key_values")
+        past = cache.get_seq_length() if cache is not None else 0
+        if input_ids is None:
+            raise ValueError("AdaSpark needs input_ids to find the visual tokens: call the model with input_ids")
+        bsz, q_len = input_ids.shape
+        if past == 0 or self.layout is None:
+            self.layout = build_layout(
+                input_ids,
+                video_token_id=self.video_token_id,
+                image_token_id=self.image_token_id,
+                cube=self.config.cube,
+                spatial_merge_size=self.spatial_merge_size,
+                video_grid_thw=kwargs.get("video_grid_thw"),
+                image_grid_thw=kwargs.get("image_grid_thw"),
+                attention_mask=kwargs.get("attention_mask"),
+            )
+            self.records = [ForwardRecord("prefill", q_len, q_len, bsz)]
+        else:
+            self.layout = self.layout.append_text(past + q_len - self.layout.seq_len)
+            self.records.append(ForwardRecord("decode", q_len, past + q_len, bsz))
+
+    def _residual_hook(self, layer: int):
+        def hook(module: nn.Module, args: tuple) -> None:
+            self._residuals[layer] = args[0]
+
+        return hook
+
+    def take_residual(self, layer: int) -> Tensor:
+        """The residual stream that entered ``layer``'s FFN block in this forward."""
+        return self._residuals.pop(layer)
+
+
+class AdaSparkMLP(nn.Module):
+    """A decoder MLP with AdaS-FFN. Holds the original MLP's children under the same names, so
+    parameters and state-dict keys are unchanged; runs the original forward when dense."""
+
+    def __init__(self, mlp: nn.Module, layer: int, runtime: AdaSpark) -> None:
+        super().__init__()
+        for name, child in mlp.named_children():
+            self.add_module(name, child)
+        self._dense = (mlp,)  # a tuple: not registered twice
+        self.layer = layer
+        self._runtime = (runtime,)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        runtime = self._runtime[0]
+        dense = self._dense[0]
+        residual = runtime.take_residual(self.layer)
+        _, rule = runtime.layer_config(self.layer)
+        layout = runtime.layout
+        if layout is None:
+            return dense(hidden)
+        q_len = hidden.shape[1]
+        layout_now = _query_slice(layout, q_len)
+        valid = layout_now.unit != PAD
+        visual = layout_now.is_visual
+        if rule is None:
+            keep = torch.ones_like(visual)
+        else:
+            groups = group_ids(layout_now, rule.group)
+            keep = keep_tokens(residual, groups, rule)
+        runtime.records[-1].ffn[self.layer] = FfnStats(
+            tokens=(keep & valid).sum(dim=1),
+            dense_tokens=valid.sum(dim=1),
+            visual_kept=(keep & visual).sum(dim=1),
+            visual=visual.sum(dim=1),
+        )
+        if rule is None or bool(keep.all()):
+            return dense(hidden)
+        return sparse_ffn(dense, hidden, keep, groups, rule.compensation)
+
+
+def _query_slice(layout: TokenLayout, q_len: int) -> TokenLayout:
+    """The layout restricted to the newest ``q_len`` positions (unit tables are kept whole)."""
+    if q_len == layout.seq_len:
+        return layout
+    return TokenLayout(
+        unit=layout.unit[:, -q_len:], is_visual=layout.is_visual[:, -q_len:], grid=layout.grid[:, -q_len:],
+        unit_first=layout.unit_first, unit_last=layout.unit_last, unit_is_visual=layout.unit_is_visual,
+        unit_size=layout.unit_size, cube_volume=layout.cube_volume,
+    )
+
+
+def adaspark_attention_forward(
+    module: nn.Module,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attention_mask: Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[Tensor, None]:
+    """transformers attention function. query (B, H, Sq, D), key/value (B, Hkv, Sk, D) post-RoPE ->
+    output (B, Sq, H, D). Runs sdpa unchanged where nothing is pruned."""
+    runtime: AdaSpark | None = getattr(module, "adaspark", None)
+    if runtime is None or runtime.layout is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, **kwargs)
+    bsz, heads, q_len, head_dim = query.shape
+    scale = scaling if scaling is not None else head_dim**-0.5
+    dense = dense_pairs(attention_mask, q_len, key.shape[2], bsz, heads, query.device)
+    rule, _ = runtime.layer_config(module.layer_idx)
+    record = runtime.records[-1]
+    if rule is None:
+        record.attention[module.layer_idx] = AttentionStats(pairs=dense, dense_pairs=dense)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, **kwargs)
+    selection = select_units(query, key, runtime.layout, rule, scale, runtime.config.query_chunk)
+    stats = selection.stats
+    stats.dense_pairs = dense
+    record.attention[module.layer_idx] = stats
+    if not selection.pruned:
+        stats.pairs = dense
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, **kwargs)
+    output, stats.pairs = sparse_attention(query, key, value, attention_mask, selection, runtime.layout.unit, scale)
+    return output, None
+
+
+def register() -> None:
+    """Register the ``"adaspark"`` attention function and its (sdpa) mask builder with transformers."""
+    AttentionInterface.register(IMPLEMENTATION, adaspark_attention_forward)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(IMPLEMENTATION, sdpa_mask)

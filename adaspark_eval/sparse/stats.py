@@ -1,0 +1,88 @@
+"""What each forward of the sparse model did: kept fractions, entropies, and work actually computed.
+
+Counts are per sample (shape ``(B,)``) and stay on the device until ``summary`` reads them, so recording
+costs no synchronisation on the hot path. They are the input of the FLOP accounting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+
+@dataclass
+class AttentionStats:
+    """One layer's attention in one forward.
+
+    Attributes:
+        kept_fraction: (H,) mean over selecting queries of kept / candidate units, or None when no query
+            selected (dense layer, text-only forward).
+        entropy: () mean selection entropy in nats over selecting queries and heads, or None.
+        selecting_rows: () number of (sample, query) rows that selected.
+        score_dots: (B,) ``q . kbar`` dot products computed, over all heads.
+        key_means: (B,) key vectors summed into unit means, over all key/value heads.
+        query_means: (B,) query vectors summed into unit means (``select=cube``), over all heads.
+        pairs: (B,) key/query pairs attended, over all heads.
+        dense_pairs: (B,) key/query pairs dense causal attention computes, over all heads.
+    """
+
+    kept_fraction: Tensor | None = None
+    entropy: Tensor | None = None
+    selecting_rows: Tensor | None = None
+    score_dots: Tensor | None = None
+    key_means: Tensor | None = None
+    query_means: Tensor | None = None
+    pairs: Tensor | None = None
+    dense_pairs: Tensor | None = None
+
+
+@dataclass
+class FfnStats:
+    """One layer's FFN in one forward. All (B,) long.
+
+    Attributes:
+        tokens: tokens that went through the MLP; dense_tokens: real (non-padding) tokens.
+        visual_kept / visual: visual tokens kept / present.
+    """
+
+    tokens: Tensor
+    dense_tokens: Tensor
+    visual_kept: Tensor
+    visual: Tensor
+
+
+@dataclass
+class ForwardRecord:
+    """One call of the language model: the prefill, or one decode step."""
+
+    phase: str  # "prefill" | "decode"
+    q_len: int
+    kv_len: int
+    batch: int
+    attention: dict[int, AttentionStats] = field(default_factory=dict)
+    ffn: dict[int, FfnStats] = field(default_factory=dict)
+
+    def layer_summary(self, num_layers: int) -> list[dict[str, Any]]:
+        """Per layer: kept-cube fraction (mean and per head), entropy, FFN active fraction.
+
+        A layer that selected nothing (dense) reports kept fraction 1.0; a forward without visual tokens
+        reports FFN active fraction 1.0.
+        """
+        rows = []
+        for layer in range(num_layers):
+            attn = self.attention.get(layer)
+            ffn = self.ffn.get(layer)
+            per_head = attn.kept_fraction.tolist() if attn is not None and attn.kept_fraction is not None else None
+            visual = int(ffn.visual.sum()) if ffn is not None else 0
+            rows.append(
+                {
+                    "layer": layer,
+                    "kept_cube_fraction": sum(per_head) / len(per_head) if per_head else 1.0,
+                    "kept_cube_fraction_per_head": per_head,
+                    "entropy": float(attn.entropy) if attn is not None and attn.entropy is not None else None,
+                    "ffn_active_fraction": int(ffn.visual_kept.sum()) / visual if visual else 1.0,
+                }
+            )
+        return rows
