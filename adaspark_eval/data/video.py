@@ -1,8 +1,10 @@
-"""Video files: decode sampled frames (decord) and write frames as H.264 mp4 (PyAV), streaming."""
+"""Video files: decode sampled or streamed frames (decord) and write frames as H.264 mp4 (PyAV), streaming."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,23 +33,83 @@ def read_video(path: str | Path, num_frames: int | None = None, fps: float | Non
     Returns:
         frames (T, H, W, 3) uint8 RGB, and the duration in seconds.
     """
+    path = Path(path)
+    with _decoding(path):
+        reader = _open_reader(path)
+        total, native = len(reader), float(reader.get_avg_fps())
+        frames = reader.get_batch(sample_indices(total, num_frames, fps, native, max_frames).tolist()).asnumpy()
+    return frames, total / native if native > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds: ``frames`` decodable frames at ``fps``, each ``height`` x ``width``."""
+
+    frames: int
+    fps: float
+    height: int
+    width: int
+
+    @property
+    def duration(self) -> float:
+        """Seconds."""
+        return self.frames / self.fps if self.fps > 0 else 0.0
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Frame count, frame rate and size of ``path`` (decodes its first frame to prove it decodes)."""
+    path = Path(path)
+    with _decoding(path):
+        reader = _open_reader(path)
+        height, width = reader[0].shape[:2]
+        return VideoInfo(len(reader), float(reader.get_avg_fps()), int(height), int(width))
+
+
+def iter_frames(path: str | Path, indices: Iterable[int], size: tuple[int, int] | None = None,
+                chunk: int = 32) -> Iterator[np.ndarray]:
+    """Stream the frames of ``path`` at ``indices`` (any order, repeats allowed), decoded ``chunk`` at a
+    time so a long video never sits in memory.
+
+    Yields:
+        (H, W, 3) uint8 RGB frames; resized to ``size`` = (H, W) when given.
+    """
+    path = Path(path)
+    height, width = size if size is not None else (-1, -1)
+    with _decoding(path):
+        reader = _open_reader(path, height=height, width=width)
+    batch: list[int] = []
+    for index in [*indices, None]:
+        if index is not None:
+            batch.append(int(index))
+        if batch and (len(batch) == chunk or index is None):
+            with _decoding(path):
+                frames = reader.get_batch(batch).asnumpy()
+            yield from frames
+            batch = []
+
+
+def _open_reader(path: Path, height: int = -1, width: int = -1):  # -> decord.VideoReader
+    """A decord reader of ``path`` (optionally resizing to ``height`` x ``width``); call inside ``_decoding``."""
     import decord
 
-    path = Path(path)
     if not path.is_file():
         raise VideoError(f"video {path} does not exist: check the dataset root (adaspark-eval data check)")
+    reader = decord.VideoReader(str(path), num_threads=1, height=height, width=width)
+    if len(reader) == 0:
+        raise VideoError(f"video {path} has no frames: replace the file with a valid video")
+    return reader
+
+
+@contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """Turn decoder failures on ``path`` into a one-line ``VideoError``."""
     try:
-        reader = decord.VideoReader(str(path), num_threads=1)
-        total, native = len(reader), float(reader.get_avg_fps())
-        if total == 0:
-            raise VideoError(f"video {path} has no frames: replace the file with a valid video")
-        frames = reader.get_batch(sample_indices(total, num_frames, fps, native, max_frames).tolist()).asnumpy()
+        yield
     except VideoError:
         raise
     except Exception as error:  # decord raises its own DECORDError and RuntimeError types
         raise VideoError(f"video {path} cannot be decoded ({str(error).splitlines()[0][:120]}): "
                          "replace the file with a valid mp4") from None
-    return frames, total / native if native > 0 else 0.0
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, crf: int = 18) -> int:
