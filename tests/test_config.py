@@ -1,0 +1,40 @@
+import pytest
+
+from adaspark_eval.config import AdaSparkConfig, ConfigError
+
+
+def test_defaults_follow_method():
+    cfg = AdaSparkConfig()
+    assert (cfg.p, cfg.cube, cfg.select, cfg.text_queries, cfg.text_keys) == (0.8, (4, 4, 4), "token", "dense", "all")
+    assert (cfg.ffn_group, cfg.ffn_score, cfg.compensation) == ("cube", "l1", "mean")
+    assert cfg.attn_p == cfg.ffn_p == 0.8
+
+
+def test_overrides_and_string_forms():
+    cfg = AdaSparkConfig.from_dict({"p": "0.7", "p_ffn": "0.9", "cube": "2x3x4", "dense_layers": "0,3",
+                                    "attention": "false", "fixed_ratio": "none"})
+    assert (cfg.attn_p, cfg.ffn_p, cfg.cube, cfg.dense_layers, cfg.attention) == (0.7, 0.9, (2, 3, 4), (0, 3), False)
+    assert AdaSparkConfig.from_dict({"cube": "2"}).cube == (2, 2, 2)
+
+
+@pytest.mark.parametrize(
+    "values, knob",
+    [({"p": 0}, "p"), ({"p": 1.5}, "p"), ({"p_attn": -0.1}, "p_attn"), ({"cube": (4, 0, 4)}, "cube"),
+     ({"select": "block"}, "select"), ({"ffn_score": "l2"}, "ffn_score"), ({"fixed_ratio": 2.0}, "fixed_ratio"),
+     ({"compensation": "median"}, "compensation"), ({"ffn_tau": 0}, "ffn_tau"), ({"p": "high"}, "p")],
+)
+def test_invalid_values_name_the_knob(values, knob):
+    with pytest.raises(ConfigError, match=f"^{knob}="):
+        AdaSparkConfig.from_dict(values)
+
+
+def test_unknown_knob():
+    with pytest.raises(ConfigError, match="unknown AdaSpark knob"):
+        AdaSparkConfig.from_dict({"q": 0.5})
+
+
+def test_key_is_stable_and_config_sensitive():
+    assert AdaSparkConfig(p=0.8).key() == AdaSparkConfig.from_dict({"p": "0.8"}).key()
+    assert AdaSparkConfig(p=0.8).key() != AdaSparkConfig(p=0.7).key()
+    assert AdaSparkConfig(query_chunk=7).key() == AdaSparkConfig().key()
+    assert AdaSparkConfig.from_dict(AdaSparkConfig(cube=(2, 2, 2)).to_dict()) == AdaSparkConfig(cube=(2, 2, 2))
