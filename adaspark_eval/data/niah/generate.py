@@ -143,9 +143,11 @@ def annotate(sample: Sample, fps: float) -> list[dict]:
 
     Official fields: ``video`` ``question`` ``options`` (4 strings) ``gt`` (the answer text)
     ``gt_option`` (its letter) ``needle_time`` (start second of each needle, in order) ``length``
-    (seconds) ``type`` ``try``. Extra fields: ``question_id`` (``<video stem>_<try>``), ``depth``
-    (fraction, see ``timeline.place``), ``needle_depth`` (per needle), ``needle_duration`` (s),
-    ``fps``, ``haystack`` (``procedural`` or the file name).
+    (seconds) ``type`` ``try``. Extra fields: ``question_id`` (``<video stem>_<try>``), ``needles``
+    (labels in order of appearance), ``depth`` (fraction: the ``--depth`` asked for a lone needle,
+    else the mean of ``needle_depth``), ``needle_depth`` (per needle: start frame over the last
+    possible start frame), ``needle_duration`` (s), ``fps``, ``haystack`` (``procedural`` or the file
+    name).
     """
     stem = Path(sample.video).stem
     records = []
@@ -161,6 +163,7 @@ def annotate(sample: Sample, fps: float) -> list[dict]:
             "type": sample.type,
             "try": attempt,
             "question_id": f"{stem}_{attempt}",
+            "needles": [p.needle.label for p in sample.placements],
             "depth": sample.depth,
             "needle_depth": _needle_depths(sample.placements, sample.total),
             "needle_duration": round(sample.placements[0].frames / fps, 3),
