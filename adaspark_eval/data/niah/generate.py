@@ -87,7 +87,6 @@ class NiahSpec:
 class Sample:
     """One planned video and its question."""
 
-    index: int
     type: str
     video: str                 # path relative to the output folder
     haystack: ProceduralHaystack | FileHaystack
@@ -103,13 +102,13 @@ def plan(spec: NiahSpec) -> list[Sample]:
     """Every sample of ``spec``, validated, without decoding or writing any video."""
     spec.check()
     files = open_folder(spec.haystack) if spec.haystack is not None else None
+    lengths, depths = spec.lengths or (None,), spec.depths or (None,)
     samples = []
     for i in range(spec.n):
         rng = np.random.default_rng([spec.seed, i])
         type_ = spec.types[i % len(spec.types)]
-        cycle = i // len(spec.types)
-        length = spec.lengths[cycle % len(spec.lengths)] if spec.lengths else None
-        depth = spec.depths[(cycle // len(spec.lengths or [None])) % len(spec.depths)] if spec.depths else None
+        length = lengths[i // len(spec.types) % len(lengths)]
+        depth = depths[i // (len(spec.types) * len(lengths)) % len(depths)]
         if files is None:
             haystack: ProceduralHaystack | FileHaystack = ProceduralHaystack(int(rng.integers(2**31)))
             size = spec.size or DEFAULT_SIZE
@@ -123,7 +122,7 @@ def plan(spec: NiahSpec) -> list[Sample]:
         placements = place(question.needles, total, frames, rng, depth)
         if depth is None or len(placements) > 1:
             depth = float(np.mean(_needle_depths(placements, total)))
-        samples.append(Sample(i, type_, f"videos/{i:05d}_{type_}.mp4", haystack, size, total, round(depth, 4),
+        samples.append(Sample(type_, f"videos/{i:05d}_{type_}.mp4", haystack, size, total, round(depth, 4),
                               question, placements, rotations(question, rng, spec.tries)))
     return samples
 
