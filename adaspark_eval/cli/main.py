@@ -6,11 +6,13 @@ import typer
 
 from adaspark_eval.cli.inspect_cmd import inspect_command
 from adaspark_eval.cli.niah_cmd import niah_app
+from adaspark_eval.cli.report_cmd import report_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Evaluate AdaSpark adaptive sparsity on Qwen2.5-VL long-video benchmarks.")
 app.command("inspect")(inspect_command)
 app.add_typer(niah_app, name="niah")
+app.add_typer(report_app, name="report")
 
 
 @app.callback()

@@ -1,0 +1,73 @@
+"""``adaspark-eval report``: tables, the paper's tables and plots from a results folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from adaspark_eval.cli.common import fail, friendly
+from adaspark_eval.reporting.load import load_results
+from adaspark_eval.reporting.paper import paper_tables
+from adaspark_eval.reporting.plots import plot_all
+from adaspark_eval.reporting.render import Format, render
+from adaspark_eval.reporting.tables import report_tables
+
+report_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                         help="Tables and plots from a results folder (the run folders of `run` and `sweep`).")
+
+ResultsOption = Annotated[Path, typer.Option(
+    "--results", help="results folder, searched for run folders (summary.json + samples.jsonl)")]
+ModelOption = Annotated[str | None, typer.Option(
+    help="report only the runs of this model (needed when the folder holds several)")]
+FormatOption = Annotated[Format, typer.Option("--format", help="markdown | latex | csv (long form)")]
+OutFileOption = Annotated[Path | None, typer.Option("--out", help="write to this file instead of stdout")]
+
+
+@report_app.command("table")
+@friendly
+def table_command(results: ResultsOption, fmt: FormatOption = "markdown", out: OutFileOption = None,
+                  model: ModelOption = None) -> None:
+    """Per task and config: scores, FLOP reduction, TFLOPs, latency; then category breakdowns."""
+    _emit(render(report_tables(load_results(results, model)), fmt), out)
+
+
+@report_app.command("paper")
+@friendly
+def paper_command(
+    results: ResultsOption,
+    p: Annotated[list[float] | None, typer.Option(
+        "--p", help="AdaSpark p of the main table; repeat for several (default: every p run)")] = None,
+    fmt: FormatOption = "markdown",
+    out: OutFileOption = None,
+    model: ModelOption = None,
+) -> None:
+    """The paper's main table (dense and AdaSpark at each --p) and the ablations the runs hold."""
+    _emit(render(paper_tables(load_results(results, model), p), fmt), out)
+
+
+@report_app.command("plot")
+@friendly
+def plot_command(
+    results: ResultsOption,
+    out: Annotated[Path, typer.Option("--out", help="folder for the PNG and PDF figures")],
+    model: ModelOption = None,
+) -> None:
+    """Accuracy vs FLOPs per task, per-layer sparsity vs p, VideoNIAH depth x length heatmap."""
+    paths = plot_all(load_results(results, model), out)
+    if not paths:
+        raise fail(f"the runs under {results} hold no scores with FLOP counts, layer statistics or VideoNIAH "
+                   "samples to plot: run the tasks with FLOP counting on, then plot again")
+    for path in paths:
+        typer.echo(path)
+
+
+def _emit(text: str, out: Path | None) -> None:
+    """``text`` to ``out``, or to stdout."""
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    typer.echo(f"wrote {out}")

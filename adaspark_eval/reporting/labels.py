@@ -1,0 +1,56 @@
+"""Names for run configs: a row label that tells runs apart, and a series name that groups a sweep."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adaspark_eval.config import AdaSparkConfig
+
+IGNORED_KNOBS = ("query_chunk",)  # changes memory use, not results
+
+
+def flat_knobs(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with list values as text (``cube`` -> ``"4x4x4"``, ``dense_layers`` -> ``"0,1"``),
+    so every value is a hashable scalar that fits a table cell."""
+    out = {}
+    for name, value in config.items():
+        if isinstance(value, list | tuple):
+            value = ("x" if name == "cube" else ",").join(str(v) for v in value)
+        out[name] = value
+    return out
+
+
+DEFAULT_KNOBS = flat_knobs(AdaSparkConfig().to_dict())
+
+
+def changed_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
+    """The knobs of ``knobs`` (flat) that differ from AdaSpark's defaults; unknown names always count."""
+    return {name: value for name, value in knobs.items()
+            if name not in IGNORED_KNOBS and (name not in DEFAULT_KNOBS or DEFAULT_KNOBS[name] != value)}
+
+
+def config_label(method: str, knobs: dict[str, Any]) -> str:
+    """Row label of a run, e.g. ``dense``, ``adaspark p=0.8``, ``adaspark fixed_ratio=0.3``,
+    ``adaspark p=0.8 cube=2x2x2``: the method and every knob off its default (``p`` always, unless a
+    fixed ratio replaces it). Dense runs ignore their knobs."""
+    if method == "dense":
+        return "dense"
+    changed = changed_knobs(knobs)
+    changed.pop("p", None)
+    if knobs.get("fixed_ratio") is None and "p" in knobs:
+        changed = {"p": knobs["p"], **changed}
+    return " ".join([method, *(f"{name}={value}" for name, value in changed.items())])
+
+
+def series_name(method: str, knobs: dict[str, Any]) -> str:
+    """Curve a run belongs to: its label without the swept amount (``p`` or the fixed ratio value).
+
+    Peer methods (not ``adaspark``) make one curve each; AdaSpark runs with default knobs make the
+    curve named ``adaspark``.
+    """
+    if method != "adaspark":
+        return method
+    changed = {name: value for name, value in changed_knobs(knobs).items() if name not in ("p", "fixed_ratio")}
+    parts = [method, *(["fixed ratio"] if knobs.get("fixed_ratio") is not None else []),
+             *(f"{name}={value}" for name, value in changed.items())]
+    return " ".join(parts)

@@ -1,0 +1,175 @@
+"""Read a results tree into pandas: every run folder under a root, as runs, samples, layers and scores.
+
+A run folder is any folder holding ``summary.json`` and ``samples.jsonl`` (``results.store``); a
+folder still being written (no summary yet) is not a run. Samples are keyed like the store, by
+``(task, sample_id, config_key)``: records of another config than the folder's summary (left by an
+earlier config in the same folder) are dropped, and when several folders hold the same key the
+newest run (summary ``created``) wins. Scores are keyed ``(config_key, task, metric)`` the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from adaspark_eval.reporting.labels import config_label, flat_knobs, series_name
+from adaspark_eval.results.store import SAMPLES, SUMMARY, read_samples
+
+
+NUMERIC_COLUMNS = ["prefill_flops", "prefill_dense_flops", "prefill_reduction", "total_flops", "total_dense_flops",
+                   "total_reduction", "prefill_s", "total_s", "visual_tokens", "tokens"]
+SAMPLE_COLUMNS = ["run", "config_key", "method", "task", "sample_id", "correct", "error", "prediction", "parsed",
+                  "answer", *NUMERIC_COLUMNS, "record"]
+
+
+RUN_COLUMNS = ["run", "name", "method", "config_key", "label", "series", "model", "created", "tasks", "n_samples",
+               "n_errors"]
+
+
+class NoRunsError(FileNotFoundError):
+    """The results folder holds no run folder."""
+
+
+@dataclass(frozen=True)
+class Results:
+    """The tables of one results tree.
+
+    Attributes:
+        root: the folder read.
+        runs: one row per run folder: ``run`` (path relative to root), ``name``, ``method``,
+            ``config_key``, ``label``, ``series``, ``model``, ``created``, ``tasks``, ``n_samples``,
+            ``n_errors``, the summary's ``flop_reduction.*`` and ``latency.*``, and one column per knob.
+        samples: one row per sample key: ``run``, ``config_key``, ``method``, ``task``, ``sample_id``,
+            ``correct`` (nullable boolean), ``error``, ``prediction``, ``parsed``, ``answer``,
+            ``prefill_flops`` / ``prefill_dense_flops`` / ``prefill_reduction`` (LLM prefill),
+            ``total_flops`` / ``total_dense_flops`` / ``total_reduction`` (FLOPs at 2 per multiply-add,
+            reductions as fractions), ``prefill_s``, ``total_s``, ``visual_tokens``, ``tokens``,
+            ``category.<key>``, ``niah.<key>`` and ``record`` (the raw dict).
+        layers: one row per sample and decoder layer: ``config_key``, ``task``, ``sample_id``, ``layer``,
+            ``kept_cube_fraction``, ``ffn_active_fraction``, ``entropy``.
+        scores: one row per ``(config_key, task, metric)`` of the summaries, ``value`` in percent.
+    """
+
+    root: Path
+    runs: pd.DataFrame
+    samples: pd.DataFrame
+    layers: pd.DataFrame
+    scores: pd.DataFrame
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Every run folder under ``root`` (``root`` itself included), sorted by path."""
+    return sorted(path.parent for path in Path(root).rglob(SUMMARY) if (path.parent / SAMPLES).is_file())
+
+
+def load_results(root: str | Path, model: str | None = None) -> Results:
+    """Read every run folder under ``root`` (only those of ``model`` when given).
+
+    Raises ``NoRunsError`` when there is no run, ``ValueError`` when runs of several models are
+    mixed and ``model`` is not given (a report compares configs of one model).
+    """
+    root = Path(root)
+    summaries = [(folder, json.loads((folder / SUMMARY).read_text())) for folder in find_runs(root)]
+    models = sorted({str(summary.get("model")) for _, summary in summaries})
+    if model is not None:
+        summaries = [(folder, summary) for folder, summary in summaries if str(summary.get("model")) == model]
+    if not summaries:
+        found = f" of model {model} (found: {', '.join(models)})" if models else ""
+        raise NoRunsError(
+            f"no runs{found} under {root} (a run folder holds {SUMMARY} and {SAMPLES}): pass the folder "
+            "that `adaspark-eval run` or `sweep` wrote to with --results, or write runs there first")
+    if model is None and len(models) > 1:
+        raise ValueError(f"{root} holds runs of several models ({', '.join(models)}): pick one with --model")
+    summaries.sort(key=lambda item: (str(item[1].get("created", "")), str(item[0])))
+    runs, samples, scores = [], {}, {}
+    for folder, summary in summaries:
+        run = folder.relative_to(root).as_posix()
+        runs.append(_run_row(run, summary))
+        key = summary["config_key"]
+        for record in read_samples(folder / SAMPLES):
+            if record.get("config_key") == key:
+                samples[(record["task"], str(record["sample_id"]), key)] = _sample_row(run, summary, record)
+        for name, value in summary.get("scores", {}).items():
+            task, _, metric = name.partition("/")
+            scores[(key, task, metric)] = value
+    sample_rows = list(samples.values())
+    return Results(
+        root=root,
+        runs=pd.DataFrame(runs),
+        samples=_samples_frame(sample_rows),
+        layers=_layers_frame(sample_rows),
+        scores=pd.DataFrame([{"config_key": k, "task": t, "metric": m, "value": v} for (k, t, m), v in scores.items()],
+                            columns=["config_key", "task", "metric", "value"]),
+    )
+
+
+def _run_row(run: str, summary: dict[str, Any]) -> dict[str, Any]:
+    knobs = flat_knobs(summary.get("config", {}))
+    method = summary.get("method", "adaspark")
+    row: dict[str, Any] = {
+        "run": run,
+        "name": summary.get("run", run),
+        "method": method,
+        "config_key": summary["config_key"],
+        "label": config_label(method, knobs),
+        "series": series_name(method, knobs),
+        "model": summary.get("model"),
+        "created": summary.get("created"),
+        "tasks": ",".join(summary.get("tasks", [])),
+        "n_samples": summary.get("n_samples"),
+        "n_errors": summary.get("n_errors"),
+        **{f"flop_reduction.{k}": v for k, v in summary.get("flop_reduction", {}).items()},
+        **{f"latency.{k}": v for k, v in summary.get("latency", {}).items()},
+    }
+    return {**row, **{name: value for name, value in knobs.items() if name not in row}}
+
+
+def _sample_row(run: str, summary: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    flops = record.get("flops") or {}
+    prefill, total = flops.get("llm_prefill") or {}, flops.get("total") or {}
+    latency, tokens = record.get("latency") or {}, record.get("tokens") or {}
+    return {
+        "run": run,
+        "config_key": record["config_key"],
+        "method": summary.get("method", record.get("method")),
+        "task": record["task"],
+        "sample_id": str(record["sample_id"]),
+        "correct": record.get("correct"),
+        "error": record.get("error"),
+        "prediction": record.get("prediction"),
+        "parsed": record.get("parsed"),
+        "answer": record.get("answer"),
+        "prefill_flops": prefill.get("actual"),
+        "prefill_dense_flops": prefill.get("dense"),
+        "prefill_reduction": prefill.get("reduction"),
+        "total_flops": total.get("actual"),
+        "total_dense_flops": total.get("dense"),
+        "total_reduction": total.get("reduction"),
+        "prefill_s": latency.get("prefill_s"),
+        "total_s": latency.get("total_s"),
+        "visual_tokens": tokens.get("visual"),
+        "tokens": tokens.get("total"),
+        **{f"category.{k}": v for k, v in (record.get("category") or {}).items()},
+        **{f"niah.{k}": v for k, v in (record.get("niah") or {}).items()},
+        "record": record,
+    }
+
+
+def _samples_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows as a frame with every base column present (even with no rows) and numeric types."""
+    frame = pd.DataFrame(rows)
+    frame = frame.reindex(columns=list(dict.fromkeys([*SAMPLE_COLUMNS, *frame.columns])))
+    frame["correct"] = frame["correct"].astype("boolean")
+    frame[NUMERIC_COLUMNS] = frame[NUMERIC_COLUMNS].apply(pd.to_numeric).astype(float)
+    return frame
+
+
+def _layers_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    columns = ["config_key", "task", "sample_id", "layer", "kept_cube_fraction", "ffn_active_fraction", "entropy"]
+    layers = [{"config_key": row["config_key"], "task": row["task"], "sample_id": row["sample_id"], **layer}
+              for row in rows for layer in row["record"].get("layers") or []]
+    return pd.DataFrame(layers, columns=columns)
