@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -77,15 +78,11 @@ def iter_frames(path: str | Path, indices: Iterable[int], size: tuple[int, int] 
     height, width = size if size is not None else (-1, -1)
     with _decoding(path):
         reader = _open_reader(path, height=height, width=width)
-    batch: list[int] = []
-    for index in [*indices, None]:
-        if index is not None:
-            batch.append(int(index))
-        if batch and (len(batch) == chunk or index is None):
-            with _decoding(path):
-                frames = reader.get_batch(batch).asnumpy()
-            yield from frames
-            batch = []
+    pending = iter(indices)
+    while batch := [int(index) for index in islice(pending, chunk)]:
+        with _decoding(path):
+            frames = reader.get_batch(batch).asnumpy()
+        yield from frames
 
 
 def _open_reader(path: Path, height: int = -1, width: int = -1):  # -> decord.VideoReader

@@ -41,7 +41,7 @@ def looks_like_needle(kind, frame):
     if kind == "edit1":  # black subtitle band over the bottom fifth
         return np.median(frame[-SIDE // 5:]) < 30
     if kind == "edit2":  # white panel in the top-right corner
-        return frame[10:13, SIDE - 13:SIDE - 10].mean() > 235
+        return frame[10:13, SIDE - 13:SIDE - 10].mean() > PANEL - 20
     return abs(frame[:3, :3].astype(float).mean() - BACKGROUND) < 8  # inserted frame
 
 

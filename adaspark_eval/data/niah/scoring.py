@@ -44,10 +44,7 @@ def parse_choice(prediction: str) -> str | None:
 def question_key(record: dict) -> tuple[str, str, str]:
     """(``video``, ``type``, ``question_id`` less its ``_<try>`` suffix, or "" when absent): the tries
     of one question share it. Official VNBench has one question per video and type."""
-    question_id = str(record.get("question_id", ""))
-    suffix = f"_{record['try']}"
-    if question_id.endswith(suffix):
-        question_id = question_id[: -len(suffix)]
+    question_id = str(record.get("question_id", "")).removesuffix(f"_{record['try']}")
     return str(record["video"]), str(record["type"]), question_id
 
 
