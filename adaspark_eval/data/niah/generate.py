@@ -127,11 +127,15 @@ def plan(spec: NiahSpec) -> list[Sample]:
     return samples
 
 
+def sample_frames(sample: Sample, fps: float) -> Iterator[np.ndarray]:
+    """The finished (H, W, 3) uint8 frames of ``sample`` at ``fps``, needles in place, one at a time."""
+    needed = haystack_frames_needed(sample.placements, sample.total)
+    return compose(sample.haystack.frames(needed, fps, sample.size), sample.placements, sample.total, sample.size)
+
+
 def render(sample: Sample, out: Path, fps: float, progress: Callable[[int], None] | None = None) -> None:
     """Write ``sample``'s mp4 under ``out``, one frame at a time; ``progress(1)`` after each frame."""
-    needed = haystack_frames_needed(sample.placements, sample.total)
-    frames = compose(sample.haystack.frames(needed, fps, sample.size), sample.placements, sample.total,
-                     sample.size)
+    frames = sample_frames(sample, fps)
     if progress is not None:
         frames = _reporting(frames, progress)
     write_video(out / sample.video, frames, fps)
