@@ -21,6 +21,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 from adaspark_eval.config import AdaSparkConfig
+from adaspark_eval.flops.region import traced_as_one_op
 from adaspark_eval.sparse.attention import AttentionRule, dense_pairs, select_units, sparse_attention
 from adaspark_eval.sparse.ffn import FfnRule, group_ids, keep_tokens, sparse_ffn
 from adaspark_eval.sparse.layout import PAD, TokenLayout, build_layout
@@ -199,20 +200,34 @@ def adaspark_attention_forward(
     **kwargs: Any,
 ) -> tuple[Tensor, None]:
     """transformers attention function. query (B, H, Sq, D), key/value (B, Hkv, Sk, D) post-RoPE ->
-    output (B, Sq, H, D). Runs sdpa unchanged where nothing is pruned."""
+    output (B, Sq, H, D). Runs sdpa unchanged where nothing is pruned. Under JIT tracing (fvcore) the layer's
+    attention is one op, counted from the ``AttentionStats`` it records."""
     runtime: AdaSpark | None = getattr(module, "adaspark", None)
     if runtime is None or runtime.layout is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)
+    record = runtime.records[-1]
+
+    def attend(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+        return _recorded_attention(runtime, record, module, query, key, value, attention_mask, dropout, scaling,
+                                   **kwargs)
+
+    return traced_as_one_op(attend, query, key, value, stats=lambda: record.attention[module.layer_idx]), None
+
+
+def _recorded_attention(runtime: AdaSpark, record: ForwardRecord, module: nn.Module, query: Tensor, key: Tensor,
+                        value: Tensor, attention_mask: Tensor | None, dropout: float, scaling: float | None,
+                        **kwargs: Any) -> Tensor:
+    """The layer's attention, dense or sparse, with its ``AttentionStats`` put in ``record``. Shapes as
+    ``adaspark_attention_forward``."""
     bsz, heads, q_len, head_dim = query.shape
     scale = scaling if scaling is not None else head_dim**-0.5
     dense = dense_pairs(attention_mask, q_len, key.shape[2], bsz, heads, query.device)
     rule, _ = runtime.layer_config(module.layer_idx)
-    record = runtime.records[-1]
     if rule is None:
         record.attention[module.layer_idx] = AttentionStats(pairs=dense, dense_pairs=dense)
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, **kwargs)
+                                      scaling=scaling, **kwargs)[0]
     selection = select_units(query, key, runtime.layout, rule, scale, runtime.config.query_chunk)
     stats = selection.stats
     stats.dense_pairs = dense
@@ -220,9 +235,9 @@ def adaspark_attention_forward(
     if not selection.pruned:
         stats.pairs = dense
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, **kwargs)
+                                      scaling=scaling, **kwargs)[0]
     output, stats.pairs = sparse_attention(query, key, value, attention_mask, selection, runtime.layout.unit, scale)
-    return output, None
+    return output
 
 
 def register() -> None:
