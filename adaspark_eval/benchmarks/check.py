@@ -1,0 +1,99 @@
+"""``data check``: is a benchmark's local copy complete? Annotation present and readable, sample ids
+unique, every referenced video present and (optionally) decodable."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adaspark_eval.benchmarks.base import Benchmark, DatasetMissing
+from adaspark_eval.data.video import VideoError, read_video
+
+
+@dataclass
+class DataCheck:
+    """What ``check_dataset`` found for one benchmark under one root.
+
+    Attributes:
+        problem: why the annotation cannot be used (missing or unreadable), with where it goes; None if fine.
+        samples: annotation rows; videos: distinct videos they reference.
+        missing: referenced videos that do not exist.
+        corrupt: one line per video that exists but does not decode (only with ``decode=True``).
+        duplicates: sample ids that occur more than once (results are keyed by them).
+    """
+
+    benchmark: str
+    folder: Path
+    annotation: Path | None = None
+    problem: str | None = None
+    samples: int = 0
+    videos: int = 0
+    missing: list[Path] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        """The annotation can be read (a run can start; bad videos become per-sample errors)."""
+        return self.problem is None
+
+    @property
+    def ok(self) -> bool:
+        """Nothing is missing, corrupt or duplicated."""
+        return self.usable and not (self.missing or self.corrupt or self.duplicates)
+
+    def lines(self, limit: int = 20) -> list[str]:
+        """A human report: one status line, then up to ``limit`` lines per kind of problem."""
+        if self.problem is not None:
+            return [f"{self.benchmark}: MISSING: {self.problem}"]
+        status = "OK" if self.ok else "INCOMPLETE"
+        out = [f"{self.benchmark}: {status}: {self.samples} samples, {self.videos} videos, annotation {self.annotation}"]
+        for title, entries, fix in (
+            ("missing videos", [str(p) for p in self.missing], "put the official files there"),
+            ("corrupt videos", self.corrupt, "download them again"),
+            ("duplicate sample ids", self.duplicates, "the annotation file is not the official one"),
+        ):
+            if entries:
+                out.append(f"  {len(entries)} {title} ({fix}):")
+                out += [f"    {entry}" for entry in entries[:limit]]
+                if len(entries) > limit:
+                    out.append(f"    ... and {len(entries) - limit} more")
+        return out
+
+
+def check_dataset(benchmark: Benchmark, root: Path, decode: bool = True, workers: int = 8) -> DataCheck:
+    """Check ``benchmark`` under data ``root``; ``decode`` also decodes the first and last frame of
+    every present video (``workers`` at a time)."""
+    report = DataCheck(benchmark.name, benchmark.folder(root))
+    try:
+        report.annotation = benchmark.annotation(root)
+        docs = benchmark.read_docs(root)
+    except DatasetMissing as error:
+        report.problem = str(error).split(": ", 1)[1]
+        return report
+    except Exception as error:  # a truncated parquet / invalid json: any reader error
+        report.problem = (f"{report.annotation} cannot be read ({str(error).splitlines()[0][:120]}): "
+                          f"replace it with the official file; {benchmark.source}")
+        return report
+    report.samples = len(docs)
+    counts = Counter(benchmark.sample_id(doc) for doc in docs)
+    report.duplicates = sorted(i for i, n in counts.items() if n > 1)
+    videos = sorted({Path(doc["video_path"]) for doc in docs})
+    report.videos = len(videos)
+    report.missing = [path for path in videos if not path.is_file()]
+    if decode:
+        present = [path for path in videos if path.is_file()]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            report.corrupt = [reason for reason in pool.map(video_problem, present) if reason is not None]
+    return report
+
+
+def video_problem(path: Path) -> str | None:
+    """None when ``path`` decodes (first and last frame), else the one-line reason."""
+    try:
+        read_video(path, num_frames=2)
+    except VideoError as error:
+        return str(error)
+    return None

@@ -1,0 +1,69 @@
+"""VideoNIAH (VNBench) from a local folder: the official release or a set ``adaspark-eval niah generate``
+wrote.
+
+Layout under ``<root>/videoniah``: ``VNBench-main-4try.json`` (official) or ``videoniah-4try.json``
+(generated), a list of ``{video, question, options (4), gt, gt_option, needle_time, length, type,
+try, ...}``, with each ``video`` relative to this folder (or absolute). The prompt is the official
+VNBench one (question, ``A. ...`` to ``D. ...``, then the instruction); parsing and the circular
+4-try scores per needle type, per task (ret/ord/cnt) and overall are ``data.niah.scoring``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from adaspark_eval.benchmarks.base import Benchmark, Judgement
+from adaspark_eval.data.niah import ANNOTATION_FILE
+from adaspark_eval.data.niah.questions import LETTERS, OFFICIAL_TYPES, TASKS
+from adaspark_eval.data.niah.scoring import parse_choice, score
+
+OFFICIAL_ANNOTATION = "VNBench-main-4try.json"
+# Per-try fields the scores and the depth x length table read (besides ``correct``).
+NIAH_FIELDS = ("video", "type", "try", "question_id", "depth", "length", "needle_time")
+
+
+def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, str] | None = None) -> str:
+    """The VNBench prompt: ``pre_prompt``, the question, one ``X. option`` line per option, ``post_prompt``."""
+    kwargs = lmms_eval_specific_kwargs or {}
+    options = "\n".join(f"{letter}. {option}" for letter, option in zip(LETTERS, doc["options"]))
+    return f"{kwargs.get('pre_prompt', '')}{doc['question']}\n{options}{kwargs.get('post_prompt', '')}"
+
+
+class VideoNIAH(Benchmark):
+    name = "videoniah"
+    lmms_task = "videoniah_local"
+    annotations = (OFFICIAL_ANNOTATION, ANNOTATION_FILE)
+    source = (f"put the VNBench release ({OFFICIAL_ANNOTATION} and its videos) there, or generate a set with "
+              "`adaspark-eval niah generate --out <that folder>`")
+    metrics = (*OFFICIAL_TYPES, *TASKS, "overall")
+
+    def read_rows(self, annotation: Path) -> list[dict[str, Any]]:
+        return json.loads(annotation.read_text(encoding="utf-8"))
+
+    def video_path(self, folder: Path, row: dict[str, Any]) -> Path:
+        return folder / str(row["video"])  # an absolute ``video`` stays as it is
+
+    def sample_id(self, doc: dict[str, Any]) -> str:
+        return str(doc.get("question_id") or f"{doc['video']}#{doc['type']}#{doc['try']}")
+
+    def gold(self, doc: dict[str, Any]) -> str:
+        return str(doc.get("gt_option") or LETTERS[list(doc["options"]).index(doc["gt"])])
+
+    def category(self, doc: dict[str, Any]) -> dict[str, str]:
+        return {"type": doc["type"], "task": doc["type"].split("_")[0]}
+
+    def record_fields(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return {"niah": {field: doc[field] for field in NIAH_FIELDS if doc.get(field) is not None}}
+
+    def judge(self, doc: dict[str, Any], prediction: str) -> Judgement:
+        parsed = parse_choice(prediction)
+        correct = parsed == self.gold(doc)
+        return Judgement(parsed=parsed, correct=correct,
+                         item={**self.record_fields(doc)["niah"], "correct": correct, "score": float(correct)})
+
+    def aggregate(self, metric: str, items: Sequence[dict[str, Any]]) -> float:
+        return float(score(list(items)).get(metric, math.nan))

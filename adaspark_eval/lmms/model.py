@@ -1,0 +1,197 @@
+"""lmms-eval model ``adaspark``: Qwen2.5-VL with AdaSpark attached, one sample at a time, every sample
+recorded in a run folder (``results.store.RunStore``) as it finishes.
+
+Model args (``--model_args k=v,...``): ``pretrained`` (``tiny``, a checkpoint directory or a cached hub
+name), ``device``, ``dtype``, ``max_num_frames``, ``fps``, ``min_pixels``, ``max_pixels`` (video reading
+as lmms-eval's stock ``qwen2_5_vl``, see ``inputs``), ``output`` (run folder; default
+``results/<config_key>``) and every AdaSpark knob (``p=0.8``, ``cube=4x4x4``, ``dense_layers=0;1``, ...).
+
+A sample already in the run folder under the same key (task, sample id, config key) is answered from
+there without computing; a stored error is tried again. A missing or undecodable video makes that
+sample's record an error with the reason, its prediction the empty string (scored wrong), and the run
+goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
+from tqdm import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from adaspark_eval.benchmarks import BENCHMARKS, Benchmark
+from adaspark_eval.config import AdaSparkConfig
+from adaspark_eval.data.video import VideoError
+from adaspark_eval.lmms.inputs import VideoSettings, build_inputs
+from adaspark_eval.lmms.timing import GenerationTimer
+from adaspark_eval.models.loading import DEFAULT_MODEL, load_model
+from adaspark_eval.results.schema import SampleRecord
+from adaspark_eval.results.store import RunStore, SampleKey, sample_key
+from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+
+METHOD = "adaspark"
+KNOBS = tuple(AdaSparkConfig.__dataclass_fields__)
+MODEL_ARGS = ("pretrained", "device", "dtype", "max_num_frames", "fps", "min_pixels", "max_pixels", "output",
+              "batch_size", "max_batch_size")
+
+
+def run_key(config: AdaSparkConfig, model: str, video: VideoSettings, dtype: str) -> str:
+    """``adaspark-<hash>``: the config key of results; changes with any knob, the model, the video
+    reading or the dtype, so results of another setup are never reused."""
+    payload = {"knobs": config.key(), "model": model, "video": asdict(video), "dtype": dtype}
+    return f"{METHOD}-" + hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class AdaSparkLMM(lmms):
+    """The sparse Qwen2.5-VL as an lmms-eval chat model (``is_simple = False``)."""
+
+    is_simple = False
+
+    def __init__(
+        self,
+        pretrained: str = DEFAULT_MODEL,
+        device: str | None = None,
+        dtype: str = "bfloat16",
+        max_num_frames: int = 32,
+        fps: float | None = None,
+        min_pixels: int = VideoSettings.min_pixels,
+        max_pixels: int = VideoSettings.max_pixels,
+        output: str | Path | None = None,
+        batch_size: int | str = 1,
+        max_batch_size: int | None = None,
+        **knobs: Any,
+    ) -> None:
+        super().__init__()
+        unknown = sorted(set(knobs) - set(KNOBS))
+        if unknown:
+            raise ValueError(f"unknown adaspark model arg(s) {unknown}: pass {', '.join(MODEL_ARGS[:-2])} or an "
+                             f"AdaSpark knob ({', '.join(KNOBS)})")
+        if str(batch_size) != "1":
+            raise ValueError(f"adaspark runs one sample at a time (batch_size={batch_size}): pass --batch_size 1")
+        config = AdaSparkConfig.from_dict({k: _knob_text(v) for k, v in knobs.items()})
+        self.model_name = str(pretrained)
+        self.dtype = str(dtype)
+        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.video = VideoSettings(int(max_num_frames), None if fps is None else float(fps), int(min_pixels),
+                                   int(max_pixels))
+        self.loaded = load_model(self.model_name, device=str(self._device), dtype=self.dtype)
+        for sizes in (self.loaded.processor.image_processor, self.loaded.processor.video_processor):
+            sizes.size = {"shortest_edge": self.video.min_pixels, "longest_edge": self.video.max_pixels}
+        self.sparse = AdaSpark.attach(self.loaded.model, config)
+        self.configure(config)
+        self.store = RunStore(output if output is not None else Path("results") / self.config_key)
+        self.served: list[SampleKey] = []
+
+    @property
+    def config(self) -> AdaSparkConfig:
+        return self.sparse.config
+
+    def configure(self, config: AdaSparkConfig) -> None:
+        """Switch the AdaSpark knobs (no reload); later samples are keyed by the new config."""
+        self.sparse.config = config
+        self.config_key = run_key(config, self.model_name, self.video, self.dtype)
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def batch_size(self) -> int:
+        return 1
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return self.loaded.processor.tokenizer
+
+    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        raise NotImplementedError("adaspark answers generation tasks only (output_type: generate_until)")
+
+    def generate_until_multi_round(self, requests: list[Instance]) -> list[str]:
+        raise NotImplementedError("adaspark answers single-round generation tasks only")
+
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        """Answer each request (``args = (context, doc_to_messages, gen_kwargs, doc_id, task, split)``)."""
+        answers = []
+        for request in tqdm(requests, desc="adaspark", disable=self.rank != 0):
+            _, doc_to_messages, gen_kwargs, doc_id, task, split = request.args
+            doc = self.task_dict[task][split][doc_id]
+            record = self.answer(task, doc_id, doc, partial(doc_to_messages, doc), gen_kwargs)
+            answers.append(record["prediction"] or "")
+        return answers
+
+    def answer(self, task: str, doc_id: int, doc: dict[str, Any], messages: Callable[[], list[dict[str, Any]]],
+               gen_kwargs: dict[str, Any]) -> SampleRecord:
+        """The record of one sample: from the run folder when finished there, else computed and stored.
+
+        Args:
+            messages: gives the sample's lmms-eval chat messages (not called when the sample is resumed).
+        """
+        benchmark: Benchmark | None = BENCHMARKS.get(doc.get("benchmark", ""))
+        record: SampleRecord = {
+            "task": benchmark.name if benchmark else task,
+            "sample_id": benchmark.sample_id(doc) if benchmark else str(doc_id),
+            "config_key": self.config_key, "method": METHOD,
+            "prediction": None, "answer": benchmark.gold(doc) if benchmark else "", "correct": None, "error": None,
+            "parsed": None, "category": benchmark.category(doc) if benchmark else {},
+            **(benchmark.record_fields(doc) if benchmark else {}),
+        }
+        key = sample_key(record)
+        self.served.append(key)
+        stored = self.store.records.get(key)
+        if stored is not None and stored["error"] is None:
+            return stored
+        try:
+            inputs, record["prompt"] = build_inputs(self.loaded.processor, messages(), self.video)
+        except VideoError as error:
+            record["error"] = str(error)
+        else:
+            record.update(self._generate(inputs, gen_kwargs))
+            if benchmark is not None:
+                judgement = benchmark.judge(doc, record["prediction"])
+                record["parsed"], record["correct"] = judgement.parsed, judgement.correct
+        self.store.append(record)
+        return record
+
+    @torch.no_grad()
+    def _generate(self, inputs: Any, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Greedy (or sampled) generation with lmms-eval's stock defaults; prediction, latency, tokens,
+        per-layer statistics of the prefill."""
+        inputs = inputs.to(self.device)
+        settings = {"max_new_tokens": 128, "temperature": 0.0, "top_p": None, "num_beams": 1, **gen_kwargs}
+        sample = settings["temperature"] > 0
+        model = self.loaded.model
+        with GenerationTimer(model.model, self.device) as timer:
+            output = model.generate(
+                **inputs, eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
+                do_sample=sample, temperature=settings["temperature"] if sample else None,
+                top_p=settings["top_p"] if sample else None, top_k=settings.get("top_k") if sample else None,
+                num_beams=settings["num_beams"], max_new_tokens=settings["max_new_tokens"], use_cache=True,
+            )
+        prompt_ids = inputs["input_ids"][0]
+        generated = output[0, prompt_ids.shape[0]:]
+        config = model.config
+        visual = torch.isin(prompt_ids, torch.tensor([config.video_token_id, config.image_token_id],
+                                                     device=prompt_ids.device))
+        layers = self.sparse.records[0].layer_summary(self.sparse.num_layers)
+        return {
+            "prediction": self.loaded.processor.batch_decode(generated[None], skip_special_tokens=True,
+                                                             clean_up_tokenization_spaces=False)[0],
+            "latency": timer.as_dict(),
+            "tokens": {"visual": int(visual.sum()), "total": int(prompt_ids.shape[0]), "generated": int(generated.shape[0])},
+            "layers": [{k: row[k] for k in ("layer", "kept_cube_fraction", "ffn_active_fraction", "entropy")}
+                       for row in layers],
+        }
+
+
+def _knob_text(value: Any) -> Any:
+    """lmms-eval parses ``k=v`` values into bool/int/float; the config parses knobs from text."""
+    return str(value) if isinstance(value, (bool, int, float)) else value
