@@ -53,7 +53,7 @@ def score_table(results: Results, keys: Sequence[str], columns: Sequence[str] = 
     metrics = table_points.dropna(subset="metric").groupby("task")["metric"].agg(lambda m: m.mode()[0])
     headers = {task: f"{TASK_NAMES.get(task, task)} ({metrics[task]})" for task in tasks}
     table = configs(results).loc[list(keys), list(columns)].join(scores[tasks].rename(columns=headers))
-    table[REDUCTION] = costs(results.samples, ["config_key"])["prefill_reduction"]
+    table[REDUCTION] = costs(results.samples, ["config_key"])["prefill_reduction"].reindex(table.index)
     table.index = configs(results).loc[list(keys), "label"]
     table.index.name = "config"
     return table.round({**{h: 1 for h in headers.values()}, REDUCTION: 1})

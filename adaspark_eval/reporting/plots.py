@@ -132,13 +132,16 @@ def plot_all(results: Results, out: Path) -> list[Path]:
 
 
 def figures(results: Results) -> dict[str, Figure]:
-    """Every figure the results allow, by file stem: ``accuracy_vs_flops_<task>``, ``layer_sparsity``,
-    ``niah_depth_length``."""
+    """Every figure the results allow, by file stem: ``accuracy_vs_flops_<task>``, ``layer_sparsity``
+    (main AdaSpark series), ``niah_depth_length`` (dense and the main AdaSpark series)."""
     table = points(results)
     out = {f"accuracy_vs_flops_{task}": accuracy_vs_flops(table, task)
            for task in table.dropna(subset=["score", "prefill_reduction"])["task"].unique()}
+    table_configs = configs(results)
+    compared = table_configs.index[table_configs["series"].isin(["dense", MAIN_SERIES])]
+    niah = {key: value for key, value in niah_tables(results).items() if key in compared}
     optional = {"layer_sparsity": layer_sparsity(layer_profile(results)),
-                "niah_depth_length": niah_heatmap(niah_tables(results), configs(results)["label"])}
+                "niah_depth_length": niah_heatmap(niah, table_configs["label"])}
     return out | {stem: fig for stem, fig in optional.items() if fig is not None}
 
 

@@ -1,0 +1,62 @@
+"""``report table``: rows per config, the summary's scores, FLOP reduction, category breakdowns, formats."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from adaspark_eval.reporting.load import load_results
+from adaspark_eval.reporting.render import render
+from adaspark_eval.reporting.tables import COST_HEADERS, report_tables, task_table
+from adaspark_eval.results.store import read_samples
+
+
+@pytest.fixture(scope="module")
+def tables(results_tree: Path) -> dict[str, pd.DataFrame]:
+    return report_tables(load_results(results_tree))
+
+
+def test_one_score_table_per_task_and_the_unreported_breakdowns(tables: dict[str, pd.DataFrame]) -> None:
+    titles = [title.split(" (")[0] for title in tables]
+    # the summaries report duration (VideoMME), task types (MLVU) and types (VideoNIAH) already
+    assert titles == ["videomme: scores", "videomme: % correct by task_type", "mlvu_dev: scores", "videoniah: scores"]
+
+
+def test_task_table_rows_and_values(results_tree: Path) -> None:
+    table = task_table(load_results(results_tree), "videomme")
+    assert list(table.index[:4]) == ["dense", "adaspark p=0.6", "adaspark p=0.8", "adaspark p=0.9"]
+    assert list(table.columns) == ["overall", "long", "medium", "short", *COST_HEADERS.values()]
+    summary = json.loads((results_tree / "sweep/p0.9/summary.json").read_text())
+    assert table.loc["adaspark p=0.9", "overall"] == round(summary["scores"]["videomme/overall"], 1)
+    assert table.loc["adaspark p=0.9", "FLOPs -% (LLM prefill)"] == 35.0  # keeps 0.2 + 0.5 * 0.9
+    assert table.loc["dense", "FLOPs -% (LLM prefill)"] == 0.0
+    assert table.loc["adaspark p=0.8 cube=2x2x2", "samples"] == 6
+    # TFLOPs are means per sample: the fixture's dense prefill is 20, 40, 60 TFLOPs, twice over
+    assert table.loc["dense", "TFLOPs (LLM prefill)"] == pytest.approx(40.0)
+
+
+def test_category_table_is_the_plain_mean_of_the_samples(results_tree: Path,
+                                                         tables: dict[str, pd.DataFrame]) -> None:
+    table = tables[next(t for t in tables if "task_type" in t)]
+    records = [r for r in read_samples(results_tree / "sweep/p0.6/samples.jsonl") if r["task"] == "videomme"]
+    ocr = [r["correct"] for r in records if r["category"]["task_type"] == "OCR"]
+    assert table.loc["adaspark p=0.6", "OCR"] == round(100 * sum(ocr) / len(ocr), 1)
+    assert list(table.columns) == ["Counting", "OCR"]
+
+
+def test_formats(tables: dict[str, pd.DataFrame]) -> None:
+    markdown = render(tables, "markdown")
+    assert markdown.count("### ") == len(tables) and "| adaspark p=0.8 " in markdown
+    latex = render(tables, "latex")
+    assert latex.count(r"\begin{tabular}") == len(tables) and r"mlvu\_dev" in latex
+    long = pd.read_csv(io.StringIO(render(tables, "csv")))
+    assert list(long.columns) == ["table", "row", "column", "value"]
+    assert len(long) == sum(table.size for table in tables.values())
+    cell = long[(long["row"] == "dense") & (long["column"] == "FLOPs -% (LLM prefill)")]
+    assert set(cell["value"].astype(float)) == {0.0}
+    with pytest.raises(ValueError, match="markdown, latex, csv"):
+        render(tables, "html")  # type: ignore[arg-type]
