@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from adaspark_eval.cli.flops_cmd import flops_command
 from adaspark_eval.cli.inspect_cmd import inspect_command
 from adaspark_eval.cli.niah_cmd import niah_app
 from adaspark_eval.cli.report_cmd import report_app
@@ -11,6 +12,7 @@ from adaspark_eval.cli.report_cmd import report_app
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Evaluate AdaSpark adaptive sparsity on Qwen2.5-VL long-video benchmarks.")
 app.command("inspect")(inspect_command)
+app.command("flops")(flops_command)
 app.add_typer(niah_app, name="niah")
 app.add_typer(report_app, name="report")
 
