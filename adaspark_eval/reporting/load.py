@@ -19,7 +19,6 @@ import pandas as pd
 from adaspark_eval.reporting.labels import config_label, flat_knobs, series_name
 from adaspark_eval.results.store import SAMPLES, SUMMARY, read_samples
 
-
 NUMERIC_COLUMNS = ["prefill_flops", "prefill_dense_flops", "prefill_reduction", "total_flops", "total_dense_flops",
                    "total_reduction", "prefill_s", "total_s", "visual_tokens", "tokens"]
 SAMPLE_COLUMNS = ["run", "config_key", "method", "task", "sample_id", "correct", "error", "prediction", "parsed",

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pandas as pd
 
 from adaspark_eval.reporting.aggregate import (
-    category_keys, category_scores, configs, headline_metric, ordered_tasks, points)
+    category_keys,
+    category_scores,
+    configs,
+    headline_metric,
+    ordered_tasks,
+    points,
+)
 from adaspark_eval.reporting.load import Results
 
 COST_HEADERS = {

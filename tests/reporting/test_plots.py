@@ -37,7 +37,7 @@ def test_accuracy_plot_draws_one_curve_per_series_and_the_dense_point(results: R
     curves = {line.get_label(): line for line in relative.get_lines()}
     assert set(curves) == (set(series) - {"dense"}) | {"Pareto front"}
     assert list(curves["adaspark"].get_xdata()) == pytest.approx([20 + 50 * p for p in P_SWEEP])  # % of dense
-    dense = [c for c in relative.collections if c.get_label() == "dense"][0]
+    dense = next(c for c in relative.collections if c.get_label() == "dense")
     assert dense.get_offsets()[0][0] == 100.0
     assert absolute.get_xlabel().startswith("LLM prefill TFLOPs")
 
