@@ -24,8 +24,8 @@ class MLVUDev(Benchmark):
     name = "mlvu_dev"
     lmms_task = "mlvu_dev_local"
     annotations = (ANNOTATION,)
-    source = ("get it from the Hugging Face dataset sy1998/MLVU_dev: put its " + ANNOTATION + " there and unzip "
-              "its video zips beside it so that every <video_name> of the parquet lies under this folder")
+    source = (f"it is {ANNOTATION} of the Hugging Face dataset sy1998/MLVU_dev; unzip its video zips beside its "
+              "mlvu/ folder so that every <video_name> of the parquet lies there")
     metrics = ("m_avg", *TASK_TYPES)
 
     def read_rows(self, annotation: Path) -> list[dict[str, Any]]:

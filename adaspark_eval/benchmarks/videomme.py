@@ -23,8 +23,8 @@ class VideoMME(Benchmark):
     name = "videomme"
     lmms_task = "videomme_local"
     annotations = (ANNOTATION,)
-    source = ("get it from the Hugging Face dataset lmms-lab/Video-MME: put its " + ANNOTATION + " there and "
-              "unzip its videos_chunked_*.zip so that data/<videoID>.mp4 lies beside the videomme/ folder")
+    source = (f"it is {ANNOTATION} of the Hugging Face dataset lmms-lab/Video-MME; unzip its videos_chunked_*.zip "
+              "beside its videomme/ folder so that data/<videoID>.mp4 exist")
 
     @cached_property
     def _slices(self) -> dict[str, tuple[str, str]]:

@@ -37,8 +37,8 @@ class VideoNIAH(Benchmark):
     name = "videoniah"
     lmms_task = "videoniah_local"
     annotations = (OFFICIAL_ANNOTATION, ANNOTATION_FILE)
-    source = (f"put the VNBench release ({OFFICIAL_ANNOTATION} and its videos) there, or generate a set with "
-              "`adaspark-eval niah generate --out <that folder>`")
+    source = (f"put the VNBench release ({OFFICIAL_ANNOTATION} and its videos) in that folder, or generate a set "
+              "into it with `adaspark-eval niah generate --out <folder>`")
     metrics = (*OFFICIAL_TYPES, *TASKS, "overall")
 
     def read_rows(self, annotation: Path) -> list[dict[str, Any]]:

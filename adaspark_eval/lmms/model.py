@@ -31,6 +31,7 @@ from transformers import PreTrainedTokenizerBase
 from adaspark_eval.benchmarks import BENCHMARKS, Benchmark
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.data.video import VideoError
+from adaspark_eval.flops.counter import count_sample
 from adaspark_eval.lmms.inputs import VideoSettings, build_inputs
 from adaspark_eval.lmms.timing import GenerationTimer
 from adaspark_eval.models.loading import DEFAULT_MODEL, load_model
@@ -164,7 +165,7 @@ class AdaSparkLMM(lmms):
     @torch.no_grad()
     def _generate(self, inputs: Any, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
         """Greedy (or sampled) generation with lmms-eval's stock defaults; prediction, latency, tokens,
-        per-layer statistics of the prefill."""
+        FLOPs (actual and dense, per component) and per-layer statistics of the prefill."""
         inputs = inputs.to(self.device)
         settings = {"max_new_tokens": 128, "temperature": 0.0, "top_p": None, "num_beams": 1, **gen_kwargs}
         sample = settings["temperature"] > 0
@@ -181,14 +182,17 @@ class AdaSparkLMM(lmms):
         config = model.config
         visual = torch.isin(prompt_ids, torch.tensor([config.video_token_id, config.image_token_id],
                                                      device=prompt_ids.device))
-        layers = self.sparse.records[0].layer_summary(self.sparse.num_layers)
+        records = self.sparse.records
+        flops = count_sample(config, records, video_grid_thw=inputs.get("video_grid_thw"),
+                             image_grid_thw=inputs.get("image_grid_thw"))
         return {
             "prediction": self.loaded.processor.batch_decode(generated[None], skip_special_tokens=True,
                                                              clean_up_tokenization_spaces=False)[0],
             "latency": timer.as_dict(),
             "tokens": {"visual": int(visual.sum()), "total": int(prompt_ids.shape[0]), "generated": int(generated.shape[0])},
+            "flops": flops.to_dict(),
             "layers": [{k: row[k] for k in ("layer", "kept_cube_fraction", "ffn_active_fraction", "entropy")}
-                       for row in layers],
+                       for row in records[0].layer_summary(self.sparse.num_layers)],
         }
 
 

@@ -1,0 +1,1 @@
+"""Evaluation runs through lmms-eval: data check, evaluation, summary (``runner``, ``summary``)."""

@@ -1,0 +1,75 @@
+"""Drive lmms-eval programmatically: check the local datasets, evaluate the ``adaspark`` model on the
+local-data tasks, write the run folder's ``summary.json`` beside its ``samples.jsonl``.
+
+    checks = check_data(benchmarks, root)          # stops on a missing dataset
+    lm = AdaSparkLMM(pretrained="tiny", output=folder, p=0.8)
+    summary = evaluate(lm, benchmarks, root, limit=2)
+    lm.configure(config.replace(p=0.6)); ...        # next config, same loaded model
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from adaspark_eval.benchmarks import DATA_ROOT_ENV, Benchmark, DatasetMissing
+from adaspark_eval.benchmarks.check import DataCheck, check_dataset
+from adaspark_eval.evaluation.summary import build_summary
+from adaspark_eval.lmms.model import AdaSparkLMM
+from adaspark_eval.lmms.task import tasks_dir
+from adaspark_eval.results.schema import RunSummary
+
+
+def check_data(benchmarks: Sequence[Benchmark], root: Path) -> list[DataCheck]:
+    """Presence check (no decoding) of each benchmark under ``root``.
+
+    Raises:
+        DatasetMissing: a benchmark's annotation is missing or unreadable (message: where it goes).
+    """
+    checks = [check_dataset(benchmark, root, decode=False) for benchmark in benchmarks]
+    for check in checks:
+        if not check.usable:
+            raise DatasetMissing(f"{check.benchmark}: {check.problem} (see `adaspark-eval data check --task "
+                                 f"{check.benchmark} --root {root}`)")
+    return checks
+
+
+def evaluate(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, limit: int | float | None = None,
+             gen_kwargs: str | None = None) -> RunSummary:
+    """Evaluate ``lm`` (its current config) on ``benchmarks`` from data ``root`` through lmms-eval.
+
+    Args:
+        limit: samples per task (lmms-eval's ``--limit``; a fraction below 1 is a share of the task).
+        gen_kwargs: lmms-eval's generation override, e.g. ``"max_new_tokens=4"``.
+
+    Returns the summary, also written to ``lm.store`` (``summary.json``); records of every sample are
+    in its ``samples.jsonl``.
+    """
+    from lmms_eval.evaluator import simple_evaluate
+    from lmms_eval.tasks import TaskManager
+
+    lm.served = []
+    with _environment(DATA_ROOT_ENV, str(root)):
+        manager = TaskManager("WARNING", include_path=str(tasks_dir()), include_defaults=False)
+        results = simple_evaluate(model=lm, tasks=[b.lmms_task for b in benchmarks], limit=limit,
+                                  gen_kwargs=gen_kwargs, task_manager=manager, log_samples=False, bootstrap_iters=0,
+                                  verbosity="WARNING")
+    summary = build_summary(lm, benchmarks, results["results"], limit)
+    lm.store.write_summary(summary)
+    return summary
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """Set environment variable ``name`` for the block (lmms-eval tasks read the data root from it)."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = previous
