@@ -1,5 +1,6 @@
-"""Samples reduced to what reports show: one row per config, and one point per config and task
-(headline score, FLOPs, latency), category scores, per-layer sparsity.
+"""Samples reduced to what reports show: one row per config, one point per config and task
+(headline score, FLOPs, latency), category scores by each task's rule, per-layer sparsity, VideoNIAH
+depth x length tables.
 
 FLOPs are counted at 2 per multiply-add; reductions are percent (mean over scored samples of
 ``1 - actual / dense``); TFLOPs and seconds are means per scored sample.
@@ -7,11 +8,13 @@ FLOPs are counted at 2 per multiply-add; reductions are percent (mean over score
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 
-from adaspark_eval.data.niah.scoring import depth_length_table
+from adaspark_eval.data.niah.scoring import depth_length_table, score
 from adaspark_eval.reporting.load import RUN_COLUMNS, Results
 
 TASK_ORDER = ("videomme", "mlvu_dev", "videoniah")
@@ -92,12 +95,23 @@ def points(results: Results) -> pd.DataFrame:
     return table.sort_values(["task", "config_key"], key=lambda c: c.map(ranks[c.name]), ignore_index=True)
 
 
+def group_score(task: str, samples: pd.DataFrame) -> float:
+    """Percent score of ``samples`` (of ``task``) by the task's rule: VideoNIAH's official 4-try circular
+    ``overall`` (``data.niah.scoring.score``; a failed try counts as wrong), else percent correct of the
+    scored samples; NaN when nothing is scored."""
+    if task == "videoniah":
+        records = niah_records(samples)
+        return score(records)["overall"] if records else math.nan
+    scored = samples["correct"].dropna()
+    return 100 * float(scored.astype(float).mean()) if len(scored) else math.nan
+
+
 def category_scores(results: Results, task: str, key: str) -> pd.DataFrame:
-    """Percent correct of the scored samples of ``task`` per value of category ``key`` (columns), one
-    row per config (index ``config_key``, report order)."""
-    samples = results.samples[(results.samples["task"] == task) & results.samples["correct"].notna()]
-    table = samples.pivot_table(index="config_key", columns=f"category.{key}", values="correct",
-                                aggfunc=lambda c: 100 * c.astype(float).mean())
+    """``group_score`` of the samples of ``task`` per value of category ``key`` (columns), one row per
+    config (index ``config_key``, report order)."""
+    samples = results.samples[results.samples["task"] == task].dropna(subset=[f"category.{key}"])
+    cells = {group: group_score(task, rows) for group, rows in samples.groupby(["config_key", f"category.{key}"])}
+    table = pd.Series(cells, dtype=float).unstack()
     table.columns.name = key
     return table.reindex([k for k in configs(results).index if k in table.index])
 
@@ -119,15 +133,20 @@ def layer_profile(results: Results, series: str = MAIN_SERIES) -> pd.DataFrame:
             .mean())
 
 
+def niah_records(samples: pd.DataFrame) -> list[dict[str, Any]]:
+    """The VideoNIAH tries of ``samples`` in the form ``data.niah.scoring`` reads: the record's ``niah``
+    fields (``video``, ``type``, ``try``, ``depth``, ``length``, ...) and ``correct``."""
+    return [{**record["niah"], "correct": record["correct"]} for record in samples["record"] if record.get("niah")]
+
+
 def niah_tables(results: Results) -> dict[str, pd.DataFrame]:
     """VideoNIAH accuracy (%) by needle depth bin (rows) x haystack length (columns, seconds), per
-    config with VideoNIAH samples (report order), under the official 4-try circular rule
-    (``data.niah.scoring.depth_length_table``); a failed try counts as wrong."""
+    config with VideoNIAH tries (report order), by the 4-try circular rule
+    (``data.niah.scoring.depth_length_table``)."""
     samples = results.samples[results.samples["task"] == "videoniah"]
     tables = {}
-    for key in [k for k in configs(results).index if k in set(samples["config_key"])]:
-        records = [{**record["niah"], "correct": record["correct"]}
-                   for record in samples.loc[samples["config_key"] == key, "record"] if record.get("niah")]
+    for key, rows in samples.groupby("config_key"):
+        records = niah_records(rows)
         if records:
             tables[key] = depth_length_table(records)
-    return tables
+    return {key: tables[key] for key in configs(results).index if key in tables}

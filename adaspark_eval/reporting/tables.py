@@ -1,18 +1,11 @@
-"""The report tables of a results tree, one row per config: per task, its summary scores with FLOP
-reduction, TFLOPs and latency; per task and category, percent correct."""
+"""The report tables of a results tree, one row per config: per task, its headline score with FLOP
+reduction, TFLOPs and latency; per task and category key, the score of each category."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from adaspark_eval.reporting.aggregate import (
-    category_keys,
-    category_scores,
-    configs,
-    headline_metric,
-    ordered_tasks,
-    points,
-)
+from adaspark_eval.reporting.aggregate import category_keys, category_scores, configs, ordered_tasks, points
 from adaspark_eval.reporting.load import Results
 
 COST_HEADERS = {
@@ -30,36 +23,31 @@ PERCENT_DECIMALS = 1
 
 
 def task_table(results: Results, task: str) -> pd.DataFrame:
-    """Rows: configs (by label). Columns: every summary metric of ``task`` in percent (headline first),
-    then ``COST_HEADERS``."""
+    """Rows: configs (by label). Columns: the task's headline summary score in percent (``overall``, or
+    ``m_avg`` for MLVU), then ``COST_HEADERS``."""
     rows = points(results).query("task == @task").set_index("config_key")
-    scores = results.scores[results.scores["task"] == task].pivot(index="config_key", columns="metric",
-                                                                   values="value")
-    headline = headline_metric(scores.columns)
-    metrics = [headline, *sorted(c for c in scores.columns if c != headline)] if headline else []
-    table = scores.reindex(index=rows.index, columns=metrics).join(rows[list(COST_HEADERS)].rename(columns=COST_HEADERS))
-    percent = [*metrics, COST_HEADERS["prefill_reduction"], COST_HEADERS["total_reduction"]]
+    metric = rows["metric"].dropna().mode()
+    table = rows[["score", *COST_HEADERS]].rename(columns={"score": metric[0] if len(metric) else "score",
+                                                           **COST_HEADERS})
+    percent = [table.columns[0], COST_HEADERS["prefill_reduction"], COST_HEADERS["total_reduction"]]
     table[percent] = table[percent].round(PERCENT_DECIMALS)
     return _by_label(table, results)
 
 
 def category_table(results: Results, task: str, key: str) -> pd.DataFrame:
-    """Rows: configs (by label). Columns: the values of category ``key``; cells: percent correct of
-    the scored samples of ``task`` (a plain mean, whatever the task's official rule)."""
+    """Rows: configs (by label). Columns: the values of category ``key``; cells: the score of the
+    samples in that category by the task's rule (``aggregate.group_score``), percent."""
     return _by_label(category_scores(results, task, key).round(PERCENT_DECIMALS), results)
 
 
 def report_tables(results: Results) -> dict[str, pd.DataFrame]:
-    """Every table of ``report table``, by title: each task's scores and cost, then a category table
-    for each breakdown the summaries do not already report (some category value is not a metric)."""
+    """Every table of ``report table``, by title: per task, its headline score and cost, then one table
+    per category key of its samples (``duration``, ``task_type``, ...)."""
     tables = {}
     for task in ordered_tasks([*results.samples["task"], *results.scores["task"]]):
-        tables[f"{task}: scores (%) and cost ({FLOPS_NOTE})"] = task_table(results, task)
-        reported = set(results.scores.loc[results.scores["task"] == task, "metric"])
+        tables[f"{task}: score (%) and cost ({FLOPS_NOTE})"] = task_table(results, task)
         for key in category_keys(results, task):
-            table = category_table(results, task, key)
-            if not set(table.columns) <= reported:
-                tables[f"{task}: % correct by {key}"] = table
+            tables[f"{task}: score (%) by {key}"] = category_table(results, task, key)
     return tables
 
 

@@ -17,7 +17,7 @@ runner = CliRunner()
 def test_table_markdown_on_stdout(results_tree: Path) -> None:
     result = runner.invoke(app, ["report", "table", "--results", str(results_tree)])
     assert result.exit_code == 0, result.output
-    assert "### videomme: scores" in result.output and "| adaspark p=0.8 cube=2x2x2 " in result.output
+    assert "### videomme: score (%) and cost" in result.output and "| adaspark p=0.8 cube=2x2x2 " in result.output
 
 
 def test_table_csv_and_latex_to_files(results_tree: Path, tmp_path: Path) -> None:
@@ -47,12 +47,13 @@ def test_paper_with_a_p_not_run_is_one_line(results_tree: Path) -> None:
 
 
 def test_plot_writes_the_figures(results_tree: Path, tmp_path: Path) -> None:
-    shutil.copytree(results_tree / "sweep", tmp_path / "sweep")  # a small tree: the figures are tested elsewhere
+    shutil.copytree(results_tree / "dense/part1", tmp_path / "dense")  # a small tree: test_plots checks the figures
     out = tmp_path / "plots"
-    result = runner.invoke(app, ["report", "plot", "--results", str(tmp_path / "sweep"), "--out", str(out)])
+    result = runner.invoke(app, ["report", "plot", "--results", str(tmp_path / "dense"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(Path(line).name for line in result.output.split()) == sorted(p.name for p in out.iterdir())
-    assert (out / "layer_sparsity.pdf").is_file() and (out / "niah_depth_length.png").is_file()
+    assert {p.name for p in out.iterdir()} == {f"accuracy_vs_flops_{task}.{fmt}" for task in ("videomme", "mlvu_dev")
+                                               for fmt in ("png", "pdf")}
 
 
 def test_no_runs_names_the_fix(tmp_path: Path) -> None:
