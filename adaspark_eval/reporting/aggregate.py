@@ -117,9 +117,10 @@ def category_scores(results: Results, task: str, key: str) -> pd.DataFrame:
 
 
 def category_keys(results: Results, task: str) -> list[str]:
-    """The category keys the samples of ``task`` carry, e.g. ``duration``, ``task_type``."""
+    """The category keys the samples of ``task`` carry, sorted, e.g. ``duration``, ``task_type``."""
     samples = results.samples[results.samples["task"] == task]
-    return [c.removeprefix("category.") for c in samples if c.startswith("category.") and samples[c].notna().any()]
+    return sorted(c.removeprefix("category.") for c in samples
+                  if c.startswith("category.") and samples[c].notna().any())
 
 
 def layer_profile(results: Results, series: str = MAIN_SERIES) -> pd.DataFrame:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from adaspark_eval.config import AdaSparkConfig
 
-IGNORED_KNOBS = ("query_chunk",)  # changes memory use, not results
+# knobs that change how a result is computed (memory, kernels), not the result: left out of config keys
+IGNORED_KNOBS = tuple(f.name for f in dataclasses.fields(AdaSparkConfig) if not f.compare)
 
 
 def flat_knobs(config: dict[str, Any]) -> dict[str, Any]:
