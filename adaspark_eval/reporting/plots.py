@@ -37,9 +37,10 @@ def pareto_front(flops: pd.Series, score: pd.Series) -> pd.Index:
     return order.index[order["score"] > best]
 
 
-def accuracy_vs_flops(results_points: pd.DataFrame, task: str) -> Figure:
-    """Score of ``task`` against LLM-prefill FLOPs, relative to dense (left) and absolute (right)."""
-    data = results_points[(results_points["task"] == task)].dropna(subset=["score", "prefill_reduction"])
+def accuracy_vs_flops(table: pd.DataFrame, task: str) -> Figure:
+    """Score of ``task`` against LLM-prefill FLOPs, relative to dense (left) and absolute (right), from
+    an ``aggregate.points`` table."""
+    data = table[table["task"] == task].dropna(subset=["score", "prefill_reduction"])
     data = data.assign(relative=100 - data["prefill_reduction"])
     fig = figure(11, 4.2)
     axes = fig.subplots(1, 2, sharey=True)
@@ -66,19 +67,19 @@ def accuracy_vs_flops(results_points: pd.DataFrame, task: str) -> Figure:
     return fig
 
 
-def layer_sparsity(results_profile: pd.DataFrame) -> Figure | None:
-    """Per-layer kept-cube fraction (left) and FFN-active fraction (right), one line per p; None when
-    the runs recorded no layer statistics."""
-    if results_profile.empty:
+def layer_sparsity(profile: pd.DataFrame) -> Figure | None:
+    """Per-layer kept-cube fraction (left) and FFN-active fraction (right), one line per p, from an
+    ``aggregate.layer_profile`` table; None when the runs recorded no layer statistics."""
+    if profile.empty:
         return None
     fig = figure(11, 4.2)
     axes = fig.subplots(1, 2, sharex=True)
-    ps = sorted(results_profile["p"].unique())
+    ps = sorted(profile["p"].unique())
     colours = colormaps["viridis"](np.linspace(0.1, 0.9, len(ps)))
     for ax, column, title in zip(axes, ("kept_cube_fraction", "ffn_active_fraction"),
                                  ("AdaS-Attn: kept cube fraction", "AdaS-FFN: active token fraction")):
         for p, colour in zip(ps, colours):
-            rows = results_profile[results_profile["p"] == p]
+            rows = profile[profile["p"] == p]
             ax.plot(rows["layer"], rows[column], marker=".", color=colour, label=f"p={p:g}")
         ax.set_title(title)
         ax.set_xlabel("decoder layer")
