@@ -1,0 +1,53 @@
+"""``data check`` flags missing and corrupt videos and a missing or unreadable annotation, naming the files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from adaspark_eval.benchmarks import get_benchmark
+from adaspark_eval.benchmarks.check import check_dataset
+
+VIDEOMME = get_benchmark("videomme")
+
+
+def broken_copy(benchmark_root: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A copy of the Video-MME fixture with its first video deleted and its second overwritten with
+    garbage; returns (root, missing video, corrupt video)."""
+    shutil.copytree(benchmark_root / "videomme", tmp_path / "videomme")
+    docs = VIDEOMME.read_docs(tmp_path)
+    missing, corrupt = Path(docs[0]["video_path"]), Path(docs[1]["video_path"])
+    missing.unlink()
+    corrupt.write_bytes(b"not an mp4 at all" * 64)
+    return tmp_path, missing, corrupt
+
+
+def test_flags_missing_and_corrupt_videos(benchmark_root: Path, tmp_path: Path) -> None:
+    root, missing, corrupt = broken_copy(benchmark_root, tmp_path)
+    check = check_dataset(VIDEOMME, root)
+    assert check.usable and not check.ok
+    assert check.missing == [missing]
+    assert len(check.corrupt) == 1 and str(corrupt) in check.corrupt[0] and "cannot be decoded" in check.corrupt[0]
+    report = "\n".join(check.lines())
+    assert "INCOMPLETE" in report and str(missing) in report and str(corrupt) in report
+
+
+def test_presence_only_check_does_not_decode(benchmark_root: Path, tmp_path: Path) -> None:
+    root, missing, _ = broken_copy(benchmark_root, tmp_path)
+    check = check_dataset(VIDEOMME, root, decode=False)
+    assert check.missing == [missing] and check.corrupt == []
+
+
+def test_missing_annotation_says_where_the_official_file_goes(tmp_path: Path) -> None:
+    check = check_dataset(VIDEOMME, tmp_path)
+    assert not check.usable
+    assert str(tmp_path / "videomme/videomme/test-00000-of-00001.parquet") in check.problem
+    assert "lmms-lab/Video-MME" in check.problem
+    assert check.lines() == [f"videomme: MISSING: {check.problem}"]
+
+
+def test_unreadable_annotation(benchmark_root: Path, tmp_path: Path) -> None:
+    shutil.copytree(benchmark_root / "mlvu_dev", tmp_path / "mlvu_dev")
+    (tmp_path / "mlvu_dev/mlvu/test-00000-of-00001.parquet").write_bytes(b"PAR1 truncated")
+    check = check_dataset(get_benchmark("mlvu_dev"), tmp_path)
+    assert not check.usable and "cannot be read" in check.problem and "sy1998/MLVU_dev" in check.problem

@@ -1,0 +1,43 @@
+"""``adaspark-eval run``: data check, evaluation through lmms-eval, summary; bad input stops at once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from adaspark_eval.cli.main import app
+from adaspark_eval.results.store import read_samples
+
+FAST_VIDEO = ["--device", "cpu", "--dtype", "float32", "--min-pixels", "3136", "--max-pixels", "15680"]
+
+
+def test_run_writes_records_and_summary(benchmark_root: Path, tmp_path: Path, one_torch_thread) -> None:
+    output = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--task", "mlvu_dev", "--data-root", str(benchmark_root), "--limit", "1",
+                                      "--output", str(output), "--p", "0.9", "--cube", "2x2x2", *FAST_VIDEO])
+    assert result.exit_code == 0, result.output
+    assert "mlvu_dev/m_avg" in result.output and "1 samples, 0 errors" in result.output
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["config"]["p"] == 0.9 and summary["config"]["cube"] == [2, 2, 2] and summary["tasks"] == ["mlvu_dev"]
+    assert [r["task"] for r in read_samples(output / "samples.jsonl")] == ["mlvu_dev"]
+
+
+def test_unknown_task_stops_at_once(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "--task", "videomme,nextqa", "--data-root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: unknown task 'nextqa': choose from videomme, mlvu_dev, videoniah"
+
+
+def test_missing_dataset_stops_at_once_naming_the_fix(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "--task", "videomme", "--data-root", str(tmp_path / "none")])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "lmms-lab/Video-MME" in lines[0] and "adaspark-eval data check" in lines[0]
+
+
+def test_no_data_root_names_the_flag_and_the_variable(monkeypatch) -> None:
+    monkeypatch.delenv("ADASPARK_DATA_ROOT", raising=False)
+    result = CliRunner().invoke(app, ["run", "--task", "videomme"])
+    assert result.exit_code == 2 and "--data-root" in result.output and "ADASPARK_DATA_ROOT" in result.output
