@@ -1,5 +1,5 @@
-"""Dense against sparse on one input: how far the sparse prefill moves the next-token prediction, and
-what each layer kept."""
+"""Dense against sparse on one input: how far the sparse prefill moves the next-token prediction, what
+each layer kept, and the FLOPs it saved."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import torch
 from transformers import BatchFeature
 
 from adaspark_eval.config import AdaSparkConfig
+from adaspark_eval.flops.counter import count_sample
+from adaspark_eval.flops.sample import SampleFlops
 from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
 from adaspark_eval.sparse.stats import ForwardRecord
 
@@ -18,7 +20,8 @@ from adaspark_eval.sparse.stats import ForwardRecord
 class Comparison:
     """The dense and the sparse prefill of one input.
 
-    ``dense_logits`` / ``sparse_logits``: (V,) float32 next-token logits.
+    ``dense_logits`` / ``sparse_logits``: (V,) float32 next-token logits. ``flops``: the sparse prefill's FLOPs
+    against the dense ones of the same input.
     """
 
     dense_logits: torch.Tensor
@@ -26,6 +29,12 @@ class Comparison:
     dense_record: ForwardRecord
     sparse_record: ForwardRecord
     num_layers: int
+    flops: SampleFlops
+
+    @property
+    def llm_prefill_flop_reduction(self) -> float:
+        """``1 - actual / dense`` FLOPs of the LLM prefill (2 per multiply-add, selection included)."""
+        return self.flops.llm_prefill.reduction
 
     @property
     def max_abs_logit_diff(self) -> float:
@@ -55,4 +64,6 @@ def compare(sparse: AdaSpark, inputs: BatchFeature, config: AdaSparkConfig) -> C
         sparse_record = sparse.records[0]
     finally:
         sparse.config = previous
-    return Comparison(dense_logits, sparse_logits, dense_record, sparse_record, sparse.num_layers)
+    flops = count_sample(sparse.model.config, [sparse_record], video_grid_thw=inputs.get("video_grid_thw"),
+                         image_grid_thw=inputs.get("image_grid_thw"))
+    return Comparison(dense_logits, sparse_logits, dense_record, sparse_record, sparse.num_layers, flops)

@@ -47,6 +47,7 @@ def inspect_command(
         "config": config.to_dict(),
         "max_abs_logit_diff": result.max_abs_logit_diff,
         "kl": result.kl,
+        "llm_prefill_flop_reduction": result.llm_prefill_flop_reduction,
         "layers": layers,
     }
     if as_json:
@@ -54,4 +55,5 @@ def inspect_command(
         return
     typer.echo(f"{report['tokens']} tokens ({report['visual_tokens']} visual), p={config.p}")
     typer.echo(pd.DataFrame(layers).set_index("layer").to_string(float_format=lambda v: f"{v:.3f}"))
-    typer.echo(f"max |logit diff| {result.max_abs_logit_diff:.4g}   KL(dense||sparse) {result.kl:.4g} nats")
+    typer.echo(f"max |logit diff| {result.max_abs_logit_diff:.4g}   KL(dense||sparse) {result.kl:.4g} nats   "
+               f"LLM prefill FLOPs -{100 * result.llm_prefill_flop_reduction:.1f}% (2 FLOPs per multiply-add)")
