@@ -11,6 +11,7 @@ import math
 import os
 import re
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,9 @@ def slice_accuracy(items: Sequence[dict[str, Any]], field: str, value: str) -> f
 class Benchmark(ABC):
     """One benchmark. Subclasses name their layout and implement reading, judging and aggregating.
 
-    Docs are the annotation rows as the official release has them, plus ``benchmark`` (this name) and
-    ``video_path`` (absolute path of the row's video, whether or not it exists).
+    Docs are the annotation rows as the official release has them, plus ``benchmark`` (this name),
+    ``video_path`` (absolute path of the row's video, whether or not it exists) and ``sample_id`` (the
+    row's id; a repeated id gets ``#2``, ``#3``, ... in file order, so results keyed by it never mix).
     """
 
     name: ClassVar[str]
@@ -84,13 +86,23 @@ class Benchmark(ABC):
         for relative in self.annotations:
             if (folder / relative).is_file():
                 return folder / relative
-        raise DatasetMissing(f"{self.name}: {folder / self.annotations[0]} not found; {self.source}")
+        raise DatasetMissing(f"{self.name}: {self.missing(root)}")
+
+    def missing(self, root: Path) -> str:
+        """What to say when the annotation is not under ``root``: the path expected and where it comes from."""
+        return f"{self.folder(root) / self.annotations[0]} not found; {self.source}"
 
     def read_docs(self, root: Path) -> list[dict[str, Any]]:
         """Every annotation row as an lmms-eval doc (see the class docstring)."""
         folder = self.folder(root).absolute()
-        return [{**row, "benchmark": self.name, "video_path": str(self.video_path(folder, row))}
-                for row in self.read_rows(self.annotation(root))]
+        seen: Counter[str] = Counter()
+        docs = []
+        for row in self.read_rows(self.annotation(root)):
+            row_id = self.row_id(row)
+            seen[row_id] += 1
+            docs.append({**row, "benchmark": self.name, "video_path": str(self.video_path(folder, row)),
+                         "sample_id": row_id if seen[row_id] == 1 else f"{row_id}#{seen[row_id]}"})
+        return docs
 
     @abstractmethod
     def read_rows(self, annotation: Path) -> list[dict[str, Any]]:
@@ -101,8 +113,12 @@ class Benchmark(ABC):
         """Where the video of ``row`` lies under the benchmark ``folder``."""
 
     @abstractmethod
+    def row_id(self, row: dict[str, Any]) -> str:
+        """The id the annotation gives the row (its question id)."""
+
     def sample_id(self, doc: dict[str, Any]) -> str:
-        """A stable id of the sample, unique within the benchmark."""
+        """The sample's id, unique within the benchmark (see the class docstring)."""
+        return str(doc["sample_id"])
 
     @abstractmethod
     def gold(self, doc: dict[str, Any]) -> str:

@@ -1,9 +1,8 @@
-"""``data check``: is a benchmark's local copy complete? Annotation present and readable, sample ids
-unique, every referenced video present and (optionally) decodable."""
+"""``data check``: is a benchmark's local copy complete? Annotation present and readable, every
+referenced video present and (optionally) decodable."""
 
 from __future__ import annotations
 
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,6 @@ class DataCheck:
         samples: annotation rows; videos: distinct videos they reference.
         missing: referenced videos that do not exist.
         corrupt: one line per video that exists but does not decode (only with ``decode=True``).
-        duplicates: sample ids that occur more than once (results are keyed by them).
     """
 
     benchmark: str
@@ -32,7 +30,6 @@ class DataCheck:
     videos: int = 0
     missing: list[Path] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
 
     @property
     def usable(self) -> bool:
@@ -41,8 +38,8 @@ class DataCheck:
 
     @property
     def ok(self) -> bool:
-        """Nothing is missing, corrupt or duplicated."""
-        return self.usable and not (self.missing or self.corrupt or self.duplicates)
+        """Nothing is missing or corrupt."""
+        return self.usable and not (self.missing or self.corrupt)
 
     def lines(self, limit: int = 20) -> list[str]:
         """A human report: one status line, then up to ``limit`` lines per kind of problem."""
@@ -53,7 +50,6 @@ class DataCheck:
         for title, entries, fix in (
             ("missing videos", [str(p) for p in self.missing], "put the official files there"),
             ("corrupt videos", self.corrupt, "download them again"),
-            ("duplicate sample ids", self.duplicates, "the annotation file is not the official one"),
         ):
             if entries:
                 out.append(f"  {len(entries)} {title} ({fix}):")
@@ -70,16 +66,14 @@ def check_dataset(benchmark: Benchmark, root: Path, decode: bool = True, workers
     try:
         report.annotation = benchmark.annotation(root)
         docs = benchmark.read_docs(root)
-    except DatasetMissing as error:
-        report.problem = str(error).split(": ", 1)[1]
+    except DatasetMissing:
+        report.problem = benchmark.missing(root)
         return report
     except Exception as error:  # a truncated parquet / invalid json: any reader error
         report.problem = (f"{report.annotation} cannot be read ({str(error).splitlines()[0][:120]}): "
                           f"replace it with the official file; {benchmark.source}")
         return report
     report.samples = len(docs)
-    counts = Counter(benchmark.sample_id(doc) for doc in docs)
-    report.duplicates = sorted(i for i, n in counts.items() if n > 1)
     videos = sorted({Path(doc["video_path"]) for doc in docs})
     report.videos = len(videos)
     report.missing = [path for path in videos if not path.is_file()]

@@ -36,8 +36,8 @@ class MLVUDev(Benchmark):
     def video_path(self, folder: Path, row: dict[str, Any]) -> Path:
         return folder / str(row["video_name"])
 
-    def sample_id(self, doc: dict[str, Any]) -> str:
-        return str(doc["question_id"])
+    def row_id(self, row: dict[str, Any]) -> str:
+        return str(row["question_id"])
 
     def gold(self, doc: dict[str, Any]) -> str:
         return str(doc["answer"])

@@ -54,8 +54,8 @@ class VideoMME(Benchmark):
                 return stem.with_suffix(suffix)
         return stem.with_suffix(".mp4")
 
-    def sample_id(self, doc: dict[str, Any]) -> str:
-        return str(doc["question_id"])
+    def row_id(self, row: dict[str, Any]) -> str:
+        return str(row["question_id"])
 
     def gold(self, doc: dict[str, Any]) -> str:
         return str(doc["answer"])

@@ -47,8 +47,8 @@ class VideoNIAH(Benchmark):
     def video_path(self, folder: Path, row: dict[str, Any]) -> Path:
         return folder / str(row["video"])  # an absolute ``video`` stays as it is
 
-    def sample_id(self, doc: dict[str, Any]) -> str:
-        return str(doc.get("question_id") or f"{doc['video']}#{doc['type']}#{doc['try']}")
+    def row_id(self, row: dict[str, Any]) -> str:
+        return str(row.get("question_id") or f"{row['video']}|{row['type']}|{row['try']}")
 
     def gold(self, doc: dict[str, Any]) -> str:
         return str(doc.get("gt_option") or LETTERS[list(doc["options"]).index(doc["gt"])])

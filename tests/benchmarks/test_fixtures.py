@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adaspark_eval.benchmarks import BENCHMARKS
@@ -44,3 +45,12 @@ def test_same_seed_same_annotations(tmp_path: Path) -> None:
     for name in ("videomme/videomme", "mlvu_dev/mlvu"):
         rows = [pq.read_table(root / name / "test-00000-of-00001.parquet").to_pylist() for root in (first, second)]
         assert rows[0] == rows[1]
+
+
+def test_repeated_question_ids_get_distinct_sample_ids(benchmark_root: Path, tmp_path: Path) -> None:
+    table = pq.read_table(benchmark_root / "mlvu_dev/mlvu/test-00000-of-00001.parquet").to_pylist()
+    rows = [{**row, "question_id": "same"} for row in table]
+    (tmp_path / "mlvu_dev/mlvu").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "mlvu_dev/mlvu/test-00000-of-00001.parquet")
+    benchmark = BENCHMARKS["mlvu_dev"]
+    assert [benchmark.sample_id(doc) for doc in benchmark.read_docs(tmp_path)] == ["same", "same#2"]
