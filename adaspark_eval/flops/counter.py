@@ -64,6 +64,9 @@ def _forward(dims: ModelDims, record: ForwardRecord, b: int) -> tuple[dict[str, 
                          "model run with AdaSpark attached (AdaSpark.attach), all of its layers included")
     attention = [record.attention[i] for i in layers]
     ffn = [record.ffn[i] for i in layers]
+    if any(a.pairs is None or a.dense_pairs is None for a in attention):
+        raise ValueError(f"the {record.phase} record lacks key/query pairs: the attention implementation must set "
+                         "AttentionStats.pairs and dense_pairs")
 
     def total(values: list[Tensor | None]) -> int:
         present = [v for v in values if v is not None]
