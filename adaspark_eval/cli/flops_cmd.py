@@ -33,13 +33,13 @@ def flops_command(
     model: Annotated[str, typer.Option(help="tiny, a checkpoint directory, a cached hub name, or a known config "
                                             "(qwen2.5-vl-3b, -7b, -32b, -72b: dense analytic count, no weights)")] = "tiny",
     frames: Annotated[int, typer.Option(help="frames of the video (sampled uniformly from --video)")] = 16,
-    size: Annotated[str | None, typer.Option(help=f"HxW of a synthetic video [default: {DEFAULT_SIZE}]")] = None,
+    size: Annotated[str | None, typer.Option(help=f"HxW of a synthetic video (default {DEFAULT_SIZE})")] = None,
     video: Annotated[Path | None, typer.Option(help="a video file instead of a synthetic video")] = None,
     question: Annotated[str, typer.Option(help="question asked about the video")] = "Describe the video.",
     new_tokens: Annotated[int, typer.Option(help="tokens generated after the prefill (new_tokens - 1 decode "
                                                  "steps)")] = 0,
-    max_pixels: Annotated[int | None, typer.Option(help="cap on pixels per frame [default: the model's processor; "
-                                                        "for a known config, the frame size]")] = None,
+    max_pixels: Annotated[int | None, typer.Option(help="cap on pixels per frame (default: the model's processor's; "
+                                                        "for a known config, the frame size)")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16")] = "float32",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
