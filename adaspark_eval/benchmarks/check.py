@@ -46,7 +46,8 @@ class DataCheck:
         if self.problem is not None:
             return [f"{self.benchmark}: MISSING: {self.problem}"]
         status = "OK" if self.ok else "INCOMPLETE"
-        out = [f"{self.benchmark}: {status}: {self.samples} samples, {self.videos} videos, annotation {self.annotation}"]
+        out = [f"{self.benchmark}: {status}: {self.samples} samples, {self.videos} videos, "
+               f"annotation {self.annotation}"]
         for title, entries, fix in (
             ("missing videos", [str(p) for p in self.missing], "put the official files there"),
             ("corrupt videos", self.corrupt, "download them again"),

@@ -38,7 +38,8 @@ def run_command(
     for check in check_data(benchmarks, root):
         if check.missing:
             typer.secho(f"warning: {check.benchmark}: {len(check.missing)} of {check.videos} videos missing; their "
-                        f"samples are recorded as errors (adaspark-eval data check --task {check.benchmark} lists them)",
+                        "samples are recorded as errors "
+                        f"(adaspark-eval data check --task {check.benchmark} lists them)",
                         err=True, fg=typer.colors.YELLOW)
     video = VideoSettings(frames, fps, min_pixels, max_pixels)
     names = "+".join(b.name for b in benchmarks)

@@ -4,7 +4,9 @@ local-data tasks, write the run folder's ``summary.json`` beside its ``samples.j
     checks = check_data(benchmarks, root)          # stops on a missing dataset
     lm = AdaSparkLMM(pretrained="tiny", output=folder, p=0.8)
     summary = evaluate(lm, benchmarks, root, limit=2)
-    lm.configure(config.replace(p=0.6)); ...        # next config, same loaded model
+    lm.configure(lm.config.replace(p=0.6))          # next config, same loaded model,
+    lm.store = RunStore(other_folder)               # in its own run folder
+    summary = evaluate(lm, benchmarks, root, limit=2)
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import platform
 import subprocess
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ def build_summary(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], results: dic
         "n_errors": sum(r["error"] is not None for r in records),
         "versions": versions(),
         "git_revision": git_revision(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "video": asdict(lm.video),
         "dtype": lm.dtype,
         "limit": limit,

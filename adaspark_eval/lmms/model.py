@@ -14,10 +14,10 @@ goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,15 +40,14 @@ from adaspark_eval.results.store import RunStore, SampleKey, sample_key
 from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
 
 METHOD = "adaspark"
-KNOBS = tuple(AdaSparkConfig.__dataclass_fields__)
-MODEL_ARGS = ("pretrained", "device", "dtype", "max_num_frames", "fps", "min_pixels", "max_pixels", "output",
-              "batch_size", "max_batch_size")
+KNOBS = tuple(f.name for f in dataclasses.fields(AdaSparkConfig))
+MODEL_ARGS = ("pretrained", "device", "dtype", "max_num_frames", "fps", "min_pixels", "max_pixels", "output")
 
 
 def run_key(config: AdaSparkConfig, model: str, video: VideoSettings, dtype: str) -> str:
     """``adaspark-<hash>``: the config key of results; changes with any knob, the model, the video
     reading or the dtype, so results of another setup are never reused."""
-    payload = {"knobs": config.key(), "model": model, "video": asdict(video), "dtype": dtype}
+    payload = {"knobs": config.key(), "model": model, "video": dataclasses.asdict(video), "dtype": dtype}
     return f"{METHOD}-" + hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -68,13 +67,13 @@ class AdaSparkLMM(lmms):
         max_pixels: int = VideoSettings.max_pixels,
         output: str | Path | None = None,
         batch_size: int | str = 1,
-        max_batch_size: int | None = None,
+        max_batch_size: int | None = None,  # passed by lmms-eval's evaluator; one sample at a time here
         **knobs: Any,
     ) -> None:
         super().__init__()
         unknown = sorted(set(knobs) - set(KNOBS))
         if unknown:
-            raise ValueError(f"unknown adaspark model arg(s) {unknown}: pass {', '.join(MODEL_ARGS[:-2])} or an "
+            raise ValueError(f"unknown adaspark model arg(s) {unknown}: pass {', '.join(MODEL_ARGS)} or an "
                              f"AdaSpark knob ({', '.join(KNOBS)})")
         if str(batch_size) != "1":
             raise ValueError(f"adaspark runs one sample at a time (batch_size={batch_size}): pass --batch_size 1")
@@ -189,7 +188,8 @@ class AdaSparkLMM(lmms):
             "prediction": self.loaded.processor.batch_decode(generated[None], skip_special_tokens=True,
                                                              clean_up_tokenization_spaces=False)[0],
             "latency": timer.as_dict(),
-            "tokens": {"visual": int(visual.sum()), "total": int(prompt_ids.shape[0]), "generated": int(generated.shape[0])},
+            "tokens": {"visual": int(visual.sum()), "total": int(prompt_ids.shape[0]),
+                       "generated": int(generated.shape[0])},
             "flops": flops.to_dict(),
             "layers": [{k: row[k] for k in ("layer", "kept_cube_fraction", "ffn_active_fraction", "entropy")}
                        for row in records[0].layer_summary(self.sparse.num_layers)],

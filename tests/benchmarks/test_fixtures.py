@@ -21,7 +21,8 @@ VNBENCH_FIELDS = {"video", "question", "options", "gt", "gt_option", "needle_tim
 def test_official_layouts(benchmark_root: Path) -> None:
     videomme = pq.read_table(benchmark_root / "videomme/videomme/test-00000-of-00001.parquet")
     assert videomme.column_names == VIDEOMME_COLUMNS
-    assert all((benchmark_root / "videomme/data" / f"{v}.mp4").is_file() for v in videomme.column("videoID").to_pylist())
+    videos = videomme.column("videoID").to_pylist()
+    assert all((benchmark_root / "videomme/data" / f"{video}.mp4").is_file() for video in videos)
     mlvu = pq.read_table(benchmark_root / "mlvu_dev/mlvu/test-00000-of-00001.parquet")
     assert mlvu.column_names == MLVU_COLUMNS
     assert all((benchmark_root / "mlvu_dev" / v).is_file() for v in mlvu.column("video_name").to_pylist())

@@ -13,7 +13,7 @@ from adaspark_eval.lmms.task import aggregate, process_results
 
 def scores(docs: list[dict], predictions: list[str]) -> dict[str, float]:
     """metric -> score, as lmms-eval computes it: one process_results per doc, one aggregation per metric."""
-    items = [process_results(doc, [prediction]) for doc, prediction in zip(docs, predictions)]
+    items = [process_results(doc, [prediction]) for doc, prediction in zip(docs, predictions, strict=True)]
     return {metric: aggregate([item[metric] for item in items]) for metric in items[0]}
 
 
@@ -29,13 +29,14 @@ def test_videomme() -> None:
             videomme_doc("3", "medium", "Film & Television", "Counting Problem", "D"),
             videomme_doc("4", "long", "Multilingual", "OCR Problems", "C")]
     predictions = ["A", "The answer is (C).", "D. a dog", ""]
-    parsed = [get_benchmark("videomme").judge(d, p).parsed for d, p in zip(docs, predictions)]
+    parsed = [get_benchmark("videomme").judge(d, p).parsed for d, p in zip(docs, predictions, strict=True)]
     assert parsed == ["A", "C", "D", None]
     result = scores(docs, predictions)
     assert result["overall"] == 50.0
     assert (result["short"], result["medium"], result["long"]) == (50.0, 100.0, 0.0)
     assert (result["domain_knowledge"], result["domain_film_television"], result["domain_multilingual"]) == (50, 100, 0)
-    assert (result["task_counting_problem"], result["task_temporal_perception"], result["task_ocr_problems"]) == (50, 100, 0)
+    tasks = ("task_counting_problem", "task_temporal_perception", "task_ocr_problems")
+    assert [result[task] for task in tasks] == [50, 100, 0]
     assert math.isnan(result["domain_sports_competition"])
 
 
@@ -59,7 +60,8 @@ def niah_doc(video: str, type_: str, attempt: int, gold: str) -> dict:
 
 def test_videoniah_counts_a_question_only_when_all_four_tries_are_right() -> None:
     docs, predictions = [], []
-    for video, type_, answers in (("v1", "ret_edit1", "ABCD"), ("v2", "ret_insert1", "BCDA"), ("v3", "cnt_edit1", "CDAB")):
+    questions = (("v1", "ret_edit1", "ABCD"), ("v2", "ret_insert1", "BCDA"), ("v3", "cnt_edit1", "CDAB"))
+    for video, type_, answers in questions:
         for attempt, gold in enumerate(answers):
             docs.append(niah_doc(video, type_, attempt, gold))
             wrong = "ABCD"[("ABCD".index(gold) + 1) % 4]

@@ -30,7 +30,8 @@ def test_missing_video_is_listed(benchmark_root: Path, tmp_path: Path) -> None:
 
 
 def test_missing_dataset_names_the_official_files(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["data", "check", "--task", "videoniah"], env={"ADASPARK_DATA_ROOT": str(tmp_path)})
+    result = CliRunner().invoke(app, ["data", "check", "--task", "videoniah"],
+                                env={"ADASPARK_DATA_ROOT": str(tmp_path)})
     assert result.exit_code == 1
     assert "VNBench-main-4try.json" in result.output and "niah generate" in result.output
 

@@ -79,7 +79,8 @@ def test_changed_config_is_computed_again(run, benchmark_root: Path) -> None:
     assert len(records) == before + 1 and records[-1]["config_key"] == summary["config_key"] != key
 
 
-def test_broken_videos_become_errors_and_the_run_goes_on(benchmark_root: Path, tmp_path: Path, one_torch_thread) -> None:
+def test_broken_videos_become_errors_and_the_run_goes_on(benchmark_root: Path, tmp_path: Path,
+                                                         one_torch_thread) -> None:
     root = tmp_path / "data"
     for name in ("videomme", "mlvu_dev"):
         shutil.copytree(benchmark_root / name, root / name)

@@ -30,7 +30,8 @@ def test_bad_model_arg_is_one_line_naming_the_args() -> None:
 def test_python_m_lmms_eval(benchmark_root: Path, tmp_path: Path) -> None:
     output = tmp_path / "run"
     tasks = ",".join(b.lmms_task for b in BENCHMARKS.values())
-    model_args = f"pretrained=tiny,p=0.8,cube=2x2x2,device=cpu,dtype=float32,min_pixels=3136,max_pixels=15680,output={output}"
+    model_args = ("pretrained=tiny,p=0.8,cube=2x2x2,device=cpu,dtype=float32,min_pixels=3136,max_pixels=15680,"
+                  f"output={output}")
     command = [sys.executable, "-m", "lmms_eval", "--model", "adaspark", "--model_args", model_args, "--tasks", tasks,
                "--include_path", str(tasks_dir()), "--limit", "1", "--gen_kwargs", "max_new_tokens=2"]
     env = {**os.environ, "ADASPARK_DATA_ROOT": str(benchmark_root), "OMP_NUM_THREADS": "1"}
