@@ -30,7 +30,8 @@ class SampleRecord(TypedDict, total=False):
     # required (RunStore.append checks these)
     task: str  # "videomme" | "mlvu_dev" | "videoniah"
     sample_id: str
-    config_key: str  # "<method>-<AdaSparkConfig.key()>": results of another config are never reused
+    config_key: str  # "<method>-<hash>" of the knobs, model, video settings, dtype (lmms.model.run_key):
+    # results of another config are never reused
     prediction: str | None  # raw model output; None when the sample failed
     answer: str  # gold
     correct: bool | None  # None when the sample failed
@@ -43,8 +44,8 @@ class SampleRecord(TypedDict, total=False):
     flops: SampleFlops
     layers: list[LayerRecord]  # prefill, one entry per decoder layer
     latency: dict[str, float]  # {"prefill_s", "total_s"}
-    tokens: dict[str, int]  # {"visual", "total"}
-    niah: dict[str, Any]  # VideoNIAH only: {"type", "try", "depth", "length", "video"}
+    tokens: dict[str, int]  # {"visual", "total", "generated"}
+    niah: dict[str, Any]  # VideoNIAH only: {"video", "type", "try", "question_id", "depth", "length", "needle_time"}
 
 
 class RunSummary(TypedDict, total=False):
@@ -62,3 +63,6 @@ class RunSummary(TypedDict, total=False):
     versions: dict[str, str]
     git_revision: str
     created: str  # ISO 8601
+    video: dict[str, Any]  # how videos were read: {"max_num_frames", "fps", "min_pixels", "max_pixels"}
+    dtype: str
+    limit: int | float | None  # lmms-eval's samples-per-task limit of the run, None for all
