@@ -18,6 +18,7 @@ TextKeys = Literal["all", "sparse"]
 FfnGroup = Literal["cube", "grid"]
 FfnScore = Literal["l1", "softmax"]
 Compensation = Literal["mean", "none"]
+Backend = Literal["auto", "triton", "reference"]
 
 
 class ConfigError(ValueError):
@@ -50,6 +51,7 @@ class AdaSparkConfig:
     attention: bool = True
     ffn: bool = True
     query_chunk: int = field(default=1024, compare=False)
+    backend: Backend = field(default="auto", compare=False)
 
     def __post_init__(self) -> None:
         for name in ("p", "p_attn", "p_ffn", "fixed_ratio"):
@@ -101,7 +103,7 @@ class AdaSparkConfig:
 
     def key(self) -> str:
         """Short stable hash of the settings that change results (for result keys)."""
-        payload = {k: v for k, v in self.to_dict().items() if k != "query_chunk"}
+        payload = {k: v for k, v in self.to_dict().items() if k not in ("query_chunk", "backend")}
         return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
     @classmethod

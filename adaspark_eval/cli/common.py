@@ -32,6 +32,7 @@ KNOB_HELP = {
     "attention": "AdaS-Attn on/off (true/false)",
     "ffn": "AdaS-FFN on/off (true/false)",
     "query_chunk": "queries per chunk of the reference attention (memory)",
+    "backend": "auto | triton | reference: GPU kernels (auto: on CUDA) or the reference path",
 }
 KNOBS = [f.name for f in dataclasses.fields(AdaSparkConfig)]
 

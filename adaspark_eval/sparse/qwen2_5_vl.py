@@ -23,7 +23,8 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.flops.region import traced_as_one_op
 from adaspark_eval.sparse.attention import AttentionRule, dense_pairs, select_units, sparse_attention
-from adaspark_eval.sparse.ffn import FfnRule, group_ids, keep_tokens, sparse_ffn
+from adaspark_eval.sparse.ffn import FfnRule, group_ids
+from adaspark_eval.sparse.kernels import dispatch
 from adaspark_eval.sparse.layout import PAD, TokenLayout, build_layout
 from adaspark_eval.sparse.stats import AttentionStats, FfnStats, ForwardRecord
 
@@ -162,11 +163,12 @@ class AdaSparkMLP(nn.Module):
         layout_now = _query_slice(layout, q_len)
         valid = layout_now.unit != PAD
         visual = layout_now.is_visual
+        functions = dispatch.ffn_functions(runtime.config.backend, hidden)
         if rule is None:
             keep = torch.ones_like(visual)
         else:
             groups = group_ids(layout_now, rule.group)
-            keep = keep_tokens(residual, groups, rule)
+            keep = functions.keep_tokens(residual, groups, rule)
         runtime.records[-1].ffn[self.layer] = FfnStats(
             tokens=(keep & valid).sum(dim=1),
             dense_tokens=valid.sum(dim=1),
@@ -175,7 +177,7 @@ class AdaSparkMLP(nn.Module):
         )
         if rule is None or bool(keep.all()):
             return dense(hidden)
-        return sparse_ffn(dense, hidden, keep, groups, rule.compensation)
+        return functions.sparse_ffn(dense, hidden, keep, groups, rule.compensation)
 
 
 def _query_slice(layout: TokenLayout, q_len: int) -> TokenLayout:
@@ -228,6 +230,12 @@ def _recorded_attention(runtime: AdaSpark, record: ForwardRecord, module: nn.Mod
         record.attention[module.layer_idx] = AttentionStats(pairs=dense, dense_pairs=dense)
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)[0]
+    fast = dispatch.attention(runtime.config.backend, query, key, value, attention_mask, runtime.layout, rule, scale)
+    if fast is not None:
+        output, stats = fast
+        stats.dense_pairs = dense
+        record.attention[module.layer_idx] = stats
+        return output
     selection = select_units(query, key, runtime.layout, rule, scale, runtime.config.query_chunk)
     stats = selection.stats
     stats.dense_pairs = dense

@@ -1,0 +1,202 @@
+"""AdaS-Attn selection kernels: ``q . kbar`` scores, top-p on chip, and the list of units each tile reads.
+
+``select=token``: one program per (sample, query head, query tile); it walks the tile's rows in blocks
+of ``RB``, scores each row against every column mean, keeps its top-p set, stores the row's allowed
+columns as bits, and ORs the rows into the tile's list. ``select=cube``: one program per ``RB`` query
+units; a row is a unit's mean query and its allowed columns are the tile's list directly.
+
+Scores are float32-exact: the bf16/fp16 query times the three 16-bit parts of each float32 mean
+(``means.unit_mean_parts``) on tensor cores with float32 accumulation (cube mode: three parts of the mean
+query too, products below float32 precision skipped).
+
+A row's *allowed* columns are its kept candidates plus every column that is not a candidate (its own
+unit; units starting after it, which the causal mask hides anyway). A tile's list holds the allowed
+columns of any of its rows that start at or before the tile's last position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from adaspark_eval.sparse.kernels.dot import dot
+from adaspark_eval.sparse.kernels.means import PARTS, unit_mean_parts
+from adaspark_eval.sparse.kernels.threshold import select_rows
+from adaspark_eval.sparse.kernels.tiles import CubeTiles
+
+@dataclass
+class KernelSelection:
+    """What the attention kernel reads, and per-row tallies for the statistics.
+
+    Attributes:
+        lists: (B, H, U, C) int32 columns tile ``u`` reads (the first ``counts`` entries).
+        counts: (B, H, U) int32.
+        bits: (B, H, U*T, C/32) int32 allowed columns of each query slot (``select=token``), else None.
+        n_cand, n_kept: (B, H, R) int32 candidates and kept candidates of each selection row
+            (R = U*T query slots for ``token``, U units for ``cube``).
+        entropy: (B, H, R) float32 selection entropy of each row.
+    """
+
+    lists: Tensor
+    counts: Tensor
+    bits: Tensor | None
+    n_cand: Tensor
+    n_kept: Tensor
+    entropy: Tensor
+
+
+@triton.jit
+def program_tile(pid, num_tiles, group, kv_heads):
+    """(sample, kv head, tile, head in group) of a program: heads sharing a KV head run side by side, the
+    tiles with the most keys first."""
+    g = pid % group
+    rest = pid // group
+    tile = num_tiles - 1 - rest % num_tiles
+    rest = rest // num_tiles
+    return rest // kv_heads, rest % kv_heads, tile, g
+
+
+@triton.jit
+def _scores(Rows, row_off, row_mask, part_stride, Means, scale, RB: tl.constexpr, C: tl.constexpr,
+            D: tl.constexpr, DK: tl.constexpr, ROW_PARTS: tl.constexpr, MEAN_PARTS: tl.constexpr):
+    """(RB, C) float32 ``row . mean * scale`` from 16-bit parts (rows: ``ROW_PARTS`` parts ``part_stride``
+    apart at ``Rows + row_off``; means: (MEAN_PARTS, C, D) at ``Means``)."""
+    cols = tl.arange(0, C)
+    acc = tl.zeros([RB, C], dtype=tl.float32)
+    for d0 in range(0, D, DK):
+        dk = d0 + tl.arange(0, DK)
+        for j in tl.static_range(MEAN_PARTS):
+            mean_t = tl.load(Means + j * C * D + cols[None, :] * D + dk[:, None])
+            for i in tl.static_range(ROW_PARTS):
+                if i + j < MEAN_PARTS:
+                    rows = tl.load(Rows + i * part_stride + row_off[:, None] + dk[None, :], mask=row_mask[:, None],
+                                   other=0.0)
+                    acc = dot(rows, mean_t, acc)
+    return acc * scale
+
+
+@triton.jit
+def _store_rows(NCand, NKept, Entropy, row, row_mask, cand, kept, entropy):
+    tl.store(NCand + row, tl.sum(cand.to(tl.int32), 1), mask=row_mask)
+    tl.store(NKept + row, tl.sum(kept.to(tl.int32), 1), mask=row_mask)
+    tl.store(Entropy + row, entropy, mask=row_mask)
+
+
+@triton.jit
+def _store_lists(Lists, Counts, tile, reads, tile_mask, C: tl.constexpr):
+    """Compact each row of ``reads`` (R, C) bool into ``Lists[tile, :count]``; ``Counts[tile] = count``."""
+    flags = reads.to(tl.int32)
+    index = tl.cumsum(flags, 1) - 1
+    cols = tl.arange(0, C)[None, :] + index * 0
+    tl.store(Lists + tile[:, None].to(tl.int64) * C + index, cols, mask=reads & tile_mask[:, None])
+    tl.store(Counts + tile, tl.sum(flags, 1), mask=tile_mask)
+
+
+@triton.jit
+def _select_token_kernel(Q, stride_b, stride_h, stride_s, Means, SlotPos, UnitLast, UnitCol, Chooses, ColFirst,
+                         Bits, Lists, Counts, NCand, NKept, Entropy, p, ratio, scale, heads, kv_heads, num_units,
+                         T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, D: tl.constexpr, DK: tl.constexpr,
+                         MEAN_PARTS: tl.constexpr, KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
+    group = heads // kv_heads
+    b, hk, u, g = program_tile(tl.program_id(0), num_units, group, kv_heads)
+    h = hk * group + g
+    bh = b * heads + h
+    slots = num_units * T
+    cols = tl.arange(0, C)
+    col_first = tl.load(ColFirst + b * C + cols)
+    own = tl.load(UnitCol + b * num_units + u)
+    chooses = tl.load(Chooses + b * num_units + u) != 0
+    last = tl.load(UnitLast + b * num_units + u)
+    means = Means + (b * kv_heads + hk).to(tl.int64) * MEAN_PARTS * C * D
+    union = tl.zeros([C], dtype=tl.int32)
+    for r0 in range(0, T, RB):
+        slot = u * T + r0 + tl.arange(0, RB)
+        pos = tl.load(SlotPos + b * slots + slot)
+        valid = pos >= 0
+        row_off = b.to(tl.int64) * stride_b + h * stride_h + pos.to(tl.int64) * stride_s
+        s = _scores(Q, row_off, valid, 0, means, scale, RB, C, D, DK, 1, MEAN_PARTS)
+        cand = (col_first[None, :] <= pos[:, None]) & (cols[None, :] != own) & (valid & chooses)[:, None]
+        kept, entropy = select_rows(s, cand, p, ratio, KEEP_ALL, FIXED)
+        allowed = kept | ~cand
+        row = bh.to(tl.int64) * slots + slot
+        _store_rows(NCand, NKept, Entropy, row, valid, cand, kept, entropy)
+        words = tl.sum(tl.reshape(allowed.to(tl.int32), (RB, C // 32, 32)) << tl.arange(0, 32)[None, None, :], 2)
+        tl.store(Bits + row[:, None] * (C // 32) + tl.arange(0, C // 32)[None, :], words)
+        union = tl.maximum(union, tl.max(allowed.to(tl.int32), 0))
+    reads = (union != 0) & (col_first <= last)
+    tile = bh * num_units + u + tl.arange(0, 1)
+    _store_lists(Lists, Counts, tile, reads[None, :], tile >= 0, C)
+
+
+@triton.jit
+def _select_cube_kernel(QMeans, Means, UnitLast, UnitCol, Chooses, ColFirst, Lists, Counts, NCand, NKept, Entropy,
+                        p, ratio, scale, heads, kv_heads, num_units,
+                        RB: tl.constexpr, C: tl.constexpr, D: tl.constexpr, DK: tl.constexpr,
+                        MEAN_PARTS: tl.constexpr, KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
+    group = heads // kv_heads
+    b, hk, block, g = program_tile(tl.program_id(0), tl.cdiv(num_units, RB), group, kv_heads)
+    h = hk * group + g
+    bh = b * heads + h
+    cols = tl.arange(0, C)
+    col_first = tl.load(ColFirst + b * C + cols)
+    units = block * RB + tl.arange(0, RB)
+    inside = units < num_units
+    last = tl.load(UnitLast + b * num_units + units, mask=inside, other=-1)
+    own = tl.load(UnitCol + b * num_units + units, mask=inside, other=-1)
+    chooses = tl.load(Chooses + b * num_units + units, mask=inside, other=0) != 0
+    means = Means + (b * kv_heads + hk).to(tl.int64) * MEAN_PARTS * C * D
+    row_off = (bh.to(tl.int64) * MEAN_PARTS * num_units + units) * D
+    s = _scores(QMeans, row_off, inside, num_units * D, means, scale, RB, C, D, DK, MEAN_PARTS, MEAN_PARTS)
+    visible = col_first[None, :] <= last[:, None]
+    cand = visible & (cols[None, :] != own[:, None]) & chooses[:, None]
+    kept, entropy = select_rows(s, cand, p, ratio, KEEP_ALL, FIXED)
+    tile = bh * num_units + units
+    _store_rows(NCand, NKept, Entropy, tile, inside, cand, kept, entropy)
+    _store_lists(Lists, Counts, tile, (kept | ~cand) & visible, inside, C)
+
+
+def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, select: str, p: float,
+                 fixed_ratio: float | None, scaling: float) -> KernelSelection:
+    """Run the selection of ``select`` (``token`` or ``cube``).
+
+    Args:
+        query: (B, H, S, D), key: (B, Hkv, S, D), bf16/fp16, post-RoPE, last dim contiguous.
+        chooses: (B, U) int32, 1 where the unit's queries select (the others read every column).
+        p, fixed_ratio: the selection rule (``fixed_ratio`` wins when set).
+    """
+    bsz, heads, _, dim = query.shape
+    kv_heads = key.shape[1]
+    units, cols, tile = tiles.num_units, tiles.num_columns, tiles.tile
+    device = query.device
+    means = unit_mean_parts(key, tiles, tiles.columns)
+    rows = units * tile if select == "token" else units
+    lists = torch.empty(bsz, heads, units, cols, dtype=torch.int32, device=device)
+    counts = torch.empty(bsz, heads, units, dtype=torch.int32, device=device)
+    n_cand = torch.zeros(bsz, heads, rows, dtype=torch.int32, device=device)
+    n_kept = torch.zeros_like(n_cand)
+    entropy = torch.zeros(bsz, heads, rows, dtype=torch.float32, device=device)
+    rule = dict(p=p, ratio=fixed_ratio or 1.0, scale=scaling, heads=heads, kv_heads=kv_heads, num_units=units,
+                C=cols, D=dim, DK=max(16, min(dim, 16384 // cols)), MEAN_PARTS=PARTS,
+                KEEP_ALL=fixed_ratio is None and p >= 1.0, FIXED=fixed_ratio is not None)
+    if select == "token":
+        block = max(16, min(tile, 8192 // cols))
+        bits = torch.empty(bsz, heads, rows, cols // 32, dtype=torch.int32, device=device)
+        grid = (bsz * heads * units,)
+        _select_token_kernel[grid](query, query.stride(0), query.stride(1), query.stride(2), means, tiles.slot_pos,
+                                   tiles.unit_last, tiles.unit_col, chooses, tiles.col_first, bits, lists, counts,
+                                   n_cand, n_kept, entropy, T=tile, RB=block,
+                                   num_warps=8 if block * cols >= 16384 else 4, **rule)
+    else:
+        block = 16
+        bits = None
+        query_means = unit_mean_parts(query, tiles, torch.arange(units, dtype=torch.int32, device=device)
+                                      .expand(bsz, units).contiguous())
+        grid = (bsz * heads * triton.cdiv(units, block),)
+        _select_cube_kernel[grid](query_means, means, tiles.unit_last, tiles.unit_col, chooses, tiles.col_first,
+                                  lists, counts, n_cand, n_kept, entropy, RB=block,
+                                  num_warps=8 if block * cols >= 16384 else 4, **rule)
+    return KernelSelection(lists=lists, counts=counts, bits=bits, n_cand=n_cand, n_kept=n_kept, entropy=entropy)

@@ -1,0 +1,56 @@
+"""AdaS-FFN kernels against the reference, under Triton's CPU interpreter: kept tokens and outputs."""
+
+import pytest
+import torch
+
+from adaspark_eval.sparse import ffn as reference
+from adaspark_eval.sparse.layout import build_layout
+from tests.sparse.interpreted import INTERPRETED, needs_interpreter
+
+if INTERPRETED:
+    from adaspark_eval.sparse.kernels import ffn as kernels
+
+TEXT, VIDEO, HIDDEN = 1, 9, 48
+# LLM grid 4 x 4 x 8 with cube 2 x 2 x 4 (8 cubes of 16 tokens) between text
+IDS = [TEXT] * 5 + [VIDEO] * 128 + [TEXT] * 7
+
+
+def _setup(dtype=torch.bfloat16):
+    layout = build_layout(torch.tensor([IDS]), video_token_id=VIDEO, image_token_id=8, cube=(2, 2, 4),
+                          video_grid_thw=torch.tensor([[4, 8, 16]]))
+    gen = torch.Generator().manual_seed(0)
+    residual, hidden = (torch.randn(1, len(IDS), HIDDEN, generator=gen).to(dtype) for _ in range(2))
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(HIDDEN, 2 * HIDDEN), torch.nn.SiLU(),
+                              torch.nn.Linear(2 * HIDDEN, HIDDEN)).to(dtype)
+    return layout, residual, hidden, mlp
+
+
+def _rule(**changes) -> reference.FfnRule:
+    return reference.FfnRule(**{"p": 0.5, "fixed_ratio": None, "group": "cube", "score": "l1", "tau": 0.5,
+                                "compensation": "mean", **changes})
+
+
+@needs_interpreter
+@pytest.mark.parametrize("changes", [{}, {"score": "softmax"}, {"fixed_ratio": 0.3}, {"group": "grid", "p": 0.7},
+                                     {"p": 1.0}])
+def test_kept_tokens_match_reference(changes):
+    layout, residual, _, _ = _setup()
+    rule = _rule(**changes)
+    groups = reference.group_ids(layout, rule.group)
+    assert torch.equal(kernels.keep_tokens(residual, groups, rule), reference.keep_tokens(residual, groups, rule))
+
+
+@needs_interpreter
+@pytest.mark.parametrize("compensation", ["mean", "none"])
+def test_sparse_ffn_matches_reference_and_skips_work(compensation):
+    layout, residual, hidden, mlp = _setup()
+    rule = _rule(compensation=compensation)
+    groups = reference.group_ids(layout, rule.group)
+    keep = reference.keep_tokens(residual, groups, rule)
+    rows = []
+    counted = lambda x: rows.append(x.shape[0]) or mlp(x)  # noqa: E731
+    out = kernels.sparse_ffn(counted, hidden, keep, groups, compensation)
+    want = reference.sparse_ffn(mlp, hidden, keep, groups, compensation)
+    assert rows == [int(keep.sum())] and rows[0] < len(IDS)
+    assert torch.allclose(out.float(), want.float(), atol=2e-2, rtol=0)
