@@ -14,4 +14,5 @@ import os
 import pytest
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-needs_interpreter = pytest.mark.skipif(not INTERPRETED, reason="run by test_kernels_interpreter.py under TRITON_INTERPRET=1")
+needs_interpreter = pytest.mark.skipif(not INTERPRETED,
+                                       reason="run by test_kernels_interpreter.py under TRITON_INTERPRET=1")

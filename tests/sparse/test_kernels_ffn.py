@@ -49,7 +49,11 @@ def test_sparse_ffn_matches_reference_and_skips_work(compensation):
     groups = reference.group_ids(layout, rule.group)
     keep = reference.keep_tokens(residual, groups, rule)
     rows = []
-    counted = lambda x: rows.append(x.shape[0]) or mlp(x)  # noqa: E731
+
+    def counted(x: torch.Tensor) -> torch.Tensor:
+        rows.append(x.shape[0])
+        return mlp(x)
+
     out = kernels.sparse_ffn(counted, hidden, keep, groups, compensation)
     want = reference.sparse_ffn(mlp, hidden, keep, groups, compensation)
     assert rows == [int(keep.sum())] and rows[0] < len(IDS)

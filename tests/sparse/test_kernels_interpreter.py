@@ -19,6 +19,6 @@ def test_kernels_under_interpreter():
     files = sorted(str(p) for p in HERE.glob("test_kernels_*.py") if p.name != Path(__file__).name)
     command = [sys.executable, "-m", "pytest", "-q", "--noconftest", "-p", "no:cacheprovider", *files]
     result = subprocess.run(command, cwd=HERE.parents[1], env={**os.environ, "TRITON_INTERPRET": "1"},
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and " failed" not in result.stdout

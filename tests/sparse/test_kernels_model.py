@@ -2,7 +2,6 @@
 agrees with ``backend=reference`` (Triton's CPU interpreter stands in for a GPU)."""
 
 import numpy as np
-import pytest
 import torch
 from transformers import Qwen2_5_VLForConditionalGeneration
 

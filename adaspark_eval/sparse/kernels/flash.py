@@ -24,6 +24,7 @@ from adaspark_eval.sparse.kernels.select import KernelSelection, program_tile
 from adaspark_eval.sparse.kernels.tiles import CubeTiles
 
 MASKED = -1.0e30  # finite: a row whose first key tile is all masked stays NaN-free and is erased later
+NUM_WARPS, NUM_STAGES = 4, 2  # launch configuration of the attention kernel
 
 
 @triton.jit
@@ -116,6 +117,6 @@ def sparse_flash(query: Tensor, key: Tensor, value: Tensor, tiles: CubeTiles, se
         out, out.stride(0), out.stride(1), out.stride(2), tiles.slot_pos, tiles.key_pos, tiles.columns,
         selection.lists, selection.counts, tiles.fixed, tiles.fixed_visible, selection.counts if bits is None else bits,
         pairs, scaling * math.log2(math.e), heads, kv_heads, units, tiles.fixed.shape[1],
-        T=tile, C=tiles.num_columns, D=dim, ROW_BITS=bits is not None, num_warps=4, num_stages=2,
+        T=tile, C=tiles.num_columns, D=dim, ROW_BITS=bits is not None, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
     )
     return out, pairs

@@ -8,11 +8,10 @@ reference to float32 rounding, at tensor-core speed.
 
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-
-import torch
 
 from adaspark_eval.sparse.kernels.tiles import CubeTiles
 

@@ -28,6 +28,8 @@ from adaspark_eval.sparse.kernels.means import PARTS, unit_mean_parts
 from adaspark_eval.sparse.kernels.threshold import select_rows
 from adaspark_eval.sparse.kernels.tiles import CubeTiles
 
+ROW_BLOCK_SCORES = 8192  # select=token: rows per block such that a block holds about this many scores
+
 @dataclass
 class KernelSelection:
     """What the attention kernel reads, and per-row tallies for the statistics.
@@ -179,11 +181,11 @@ def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, 
     n_cand = torch.zeros(bsz, heads, rows, dtype=torch.int32, device=device)
     n_kept = torch.zeros_like(n_cand)
     entropy = torch.zeros(bsz, heads, rows, dtype=torch.float32, device=device)
-    rule = dict(p=p, ratio=fixed_ratio or 1.0, scale=scaling, heads=heads, kv_heads=kv_heads, num_units=units,
-                C=cols, D=dim, DK=max(16, min(dim, 16384 // cols)), MEAN_PARTS=PARTS,
-                KEEP_ALL=fixed_ratio is None and p >= 1.0, FIXED=fixed_ratio is not None)
+    rule = {"p": p, "ratio": fixed_ratio or 1.0, "scale": scaling, "heads": heads, "kv_heads": kv_heads,
+            "num_units": units, "C": cols, "D": dim, "DK": max(16, min(dim, 16384 // cols)), "MEAN_PARTS": PARTS,
+            "KEEP_ALL": fixed_ratio is None and p >= 1.0, "FIXED": fixed_ratio is not None}
     if select == "token":
-        block = max(16, min(tile, 8192 // cols))
+        block = max(16, min(tile, ROW_BLOCK_SCORES // cols))
         bits = torch.empty(bsz, heads, rows, cols // 32, dtype=torch.int32, device=device)
         grid = (bsz * heads * units,)
         _select_token_kernel[grid](query, query.stride(0), query.stride(1), query.stride(2), means, tiles.slot_pos,

@@ -66,7 +66,6 @@ def next_power_of_two(n: int, minimum: int) -> int:
 
 def build_tiles(layout: TokenLayout, text_keys: str) -> CubeTiles:
     """Tiles of ``layout`` for ``text_keys`` (``all``: text units are fixed, ``sparse``: columns)."""
-    bsz, seq = layout.unit.shape
     units = layout.num_units
     tile = next_power_of_two(int(layout.unit_size.max()) if units else 1, 16)
     slot_pos = _slot_positions(layout, tile)
