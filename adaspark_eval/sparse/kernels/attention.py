@@ -11,6 +11,7 @@ from torch import Tensor
 
 from adaspark_eval.sparse.attention import AttentionRule, _mean_key_count
 from adaspark_eval.sparse.kernels.flash import sparse_flash
+from adaspark_eval.sparse.kernels.pairs import count_pairs
 from adaspark_eval.sparse.kernels.select import KernelSelection, select_tiles
 from adaspark_eval.sparse.kernels.tiles import CubeTiles
 from adaspark_eval.sparse.layout import TokenLayout
@@ -36,9 +37,9 @@ def kernel_attention(query: Tensor, key: Tensor, value: Tensor, layout: TokenLay
     query, key, value = (x if x.stride(-1) == 1 else x.contiguous() for x in (query, key, value))
     chooses = choosing_units(layout, rule.text_queries)
     selection = select_tiles(query, key, tiles, chooses, rule.select, rule.p, rule.fixed_ratio, scaling)
-    output, pairs = sparse_flash(query, key, value, tiles, selection, scaling)
+    output = sparse_flash(query, key, value, tiles, selection, scaling)
     stats = selection_stats(selection, layout, rule, chooses, key.shape[1])
-    stats.pairs = pairs.sum(dim=(1, 2), dtype=torch.long)
+    stats.pairs = count_pairs(tiles, selection)
     return output, stats
 
 

@@ -23,12 +23,12 @@ from adaspark_eval.sparse.kernels.dot import dot
 from adaspark_eval.sparse.kernels.select import KernelSelection, program_tile
 from adaspark_eval.sparse.kernels.tiles import CubeTiles
 
-MASKED = -1.0e30  # finite: a row whose first key tile is all masked stays NaN-free and is erased later
+MASKED = tl.constexpr(-1.0e30)  # finite: a row whose first key tile is all masked stays NaN-free and is erased later
 NUM_WARPS, NUM_STAGES = 4, 2  # launch configuration of the attention kernel
 
 
 @triton.jit
-def _attend(q, K, V, KeyPos, qpos, row_keep, m_i, l_i, acc, pairs, qk_scale, T: tl.constexpr, D: tl.constexpr):
+def _attend(q, K, V, KeyPos, qpos, row_keep, m_i, l_i, acc, qk_scale, T: tl.constexpr, D: tl.constexpr):
     """One key tile (T, D) at ``K`` / ``V`` with key positions at ``KeyPos``: the online-softmax update."""
     keys = tl.arange(0, T)
     dims = tl.arange(0, D)
@@ -42,13 +42,12 @@ def _attend(q, K, V, KeyPos, qpos, row_keep, m_i, l_i, acc, pairs, qk_scale, T: 
     v = tl.load(V + keys[:, None] * D + dims[None, :])
     acc = dot(prob.to(v.dtype), v, acc * alpha[:, None])
     l_i = l_i * alpha + tl.sum(prob, 1)
-    pairs += tl.sum(mask.to(tl.int32), 1)
-    return m_new, l_i, acc, pairs
+    return m_new, l_i, acc
 
 
 @triton.jit
 def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, SlotPos, KeyPos, Columns, Lists, Counts,
-                         Fixed, FixedVisible, Bits, Pairs, qk_scale, heads, kv_heads, num_units, num_fixed,
+                         Fixed, FixedVisible, Bits, qk_scale, heads, kv_heads, num_units, num_fixed,
                          T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, ROW_BITS: tl.constexpr):
     group = heads // kv_heads
     b, hk, u, g = program_tile(tl.program_id(0), num_units, group, kv_heads)
@@ -65,7 +64,6 @@ def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, Slo
     m_i = tl.zeros([T], dtype=tl.float32) + MASKED
     l_i = tl.zeros([T], dtype=tl.float32)
     acc = tl.zeros([T, D], dtype=tl.float32)
-    pairs = tl.zeros([T], dtype=tl.int32)
     kv = (b * kv_heads + hk).to(tl.int64) * slots * D
     key_pos = KeyPos + b * slots
     tile = bh * num_units + u
@@ -76,17 +74,19 @@ def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, Slo
         if ROW_BITS:
             word = tl.load(Bits + (bh.to(tl.int64) * slots + slot) * (C // 32) + col // 32)
             row_keep = ((word >> (col % 32)) & 1) != 0
-        m_i, l_i, acc, pairs = _attend(q, KS + kv + unit * T * D, VS + kv + unit * T * D, key_pos + unit * T, qpos,
-                                       row_keep, m_i, l_i, acc, pairs, qk_scale, T, D)
+        m_i, l_i, acc = _attend(q, KS + kv + unit * T * D, VS + kv + unit * T * D, key_pos + unit * T, qpos, row_keep,
+                                m_i, l_i, acc, qk_scale, T, D)
     row_keep = valid | True
     for i in range(tl.load(FixedVisible + b * num_units + u)):
         unit = tl.load(Fixed + b * num_fixed + i)
-        m_i, l_i, acc, pairs = _attend(q, KS + kv + unit * T * D, VS + kv + unit * T * D, key_pos + unit * T, qpos,
-                                       row_keep, m_i, l_i, acc, pairs, qk_scale, T, D)
-    out = acc / tl.maximum(l_i, 1e-30)[:, None]
-    tl.store(Out + b.to(tl.int64) * so_b + qpos.to(tl.int64)[:, None] * so_s + h * so_h + dims[None, :],
-             out.to(Out.dtype.element_ty), mask=valid[:, None])
-    tl.store(Pairs + tile, tl.sum(pairs, 0))
+        m_i, l_i, acc = _attend(q, KS + kv + unit * T * D, VS + kv + unit * T * D, key_pos + unit * T, qpos, row_keep,
+                                m_i, l_i, acc, qk_scale, T, D)
+    out = (acc / tl.maximum(l_i, 1e-30)[:, None]).to(Out.dtype.element_ty)
+    # positions reloaded and row pointers formed here: built from the first load, the (T, D) pointers stayed live
+    # through the loops and spilled
+    out_pos = tl.load(SlotPos + b * slots + slot)
+    out_rows = Out + b.to(tl.int64) * so_b + h * so_h + tl.maximum(out_pos, 0).to(tl.int64) * so_s
+    tl.store(out_rows[:, None] + dims[None, :], out, mask=(out_pos >= 0)[:, None])
 
 
 def slot_order(x: Tensor, tiles: CubeTiles) -> Tensor:
@@ -96,27 +96,25 @@ def slot_order(x: Tensor, tiles: CubeTiles) -> Tensor:
 
 
 def sparse_flash(query: Tensor, key: Tensor, value: Tensor, tiles: CubeTiles, selection: KernelSelection,
-                 scaling: float) -> tuple[Tensor, Tensor]:
+                 scaling: float) -> Tensor:
     """Attention of every query over its tile's listed units.
 
     Args:
         query: (B, H, S, D); key, value: (B, Hkv, S, D); bf16/fp16, last dim contiguous.
     Returns:
-        output (B, S, H, D) in the query dtype (rows of padding positions unwritten) and pairs (B, H, U) int32,
-        the key/query pairs each tile attended.
+        (B, S, H, D) in the query dtype (rows of padding positions unwritten).
     """
     bsz, heads, seq, dim = query.shape
     kv_heads = key.shape[1]
     units, tile = tiles.num_units, tiles.tile
     out = torch.empty(bsz, seq, heads, dim, dtype=query.dtype, device=query.device)
-    pairs = torch.empty(bsz, heads, units, dtype=torch.int32, device=query.device)
     bits = selection.bits
     grid = (bsz * heads * units,)
     _sparse_flash_kernel[grid](
         query, query.stride(0), query.stride(1), query.stride(2), slot_order(key, tiles), slot_order(value, tiles),
         out, out.stride(0), out.stride(1), out.stride(2), tiles.slot_pos, tiles.key_pos, tiles.columns,
         selection.lists, selection.counts, tiles.fixed, tiles.fixed_visible, selection.counts if bits is None else bits,
-        pairs, scaling * math.log2(math.e), heads, kv_heads, units, tiles.fixed.shape[1],
+        scaling * math.log2(math.e), heads, kv_heads, units, tiles.fixed.shape[1],
         T=tile, C=tiles.num_columns, D=dim, ROW_BITS=bits is not None, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
     )
-    return out, pairs
+    return out

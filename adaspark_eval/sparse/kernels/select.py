@@ -82,9 +82,9 @@ def _scores(Rows, row_off, row_mask, part_stride, Means, scale, RB: tl.constexpr
 
 
 @triton.jit
-def _store_rows(NCand, NKept, Entropy, row, row_mask, cand, kept, entropy):
-    tl.store(NCand + row, tl.sum(cand.to(tl.int32), 1), mask=row_mask)
-    tl.store(NKept + row, tl.sum(kept.to(tl.int32), 1), mask=row_mask)
+def _store_rows(NCand, NKept, Entropy, row, row_mask, n_cand, n_kept, entropy):
+    tl.store(NCand + row, n_cand, mask=row_mask)
+    tl.store(NKept + row, n_kept, mask=row_mask)
     tl.store(Entropy + row, entropy, mask=row_mask)
 
 
@@ -122,10 +122,9 @@ def _select_token_kernel(Q, stride_b, stride_h, stride_s, Means, SlotPos, UnitLa
         row_off = b.to(tl.int64) * stride_b + h * stride_h + pos.to(tl.int64) * stride_s
         s = _scores(Q, row_off, valid, 0, means, scale, RB, C, D, DK, 1, MEAN_PARTS)
         cand = (col_first[None, :] <= pos[:, None]) & (cols[None, :] != own) & (valid & chooses)[:, None]
-        kept, entropy = select_rows(s, cand, p, ratio, KEEP_ALL, FIXED)
-        allowed = kept | ~cand
+        allowed, n_cand, n_kept, entropy = select_rows(s, cand, p, ratio, KEEP_ALL, FIXED)
         row = bh.to(tl.int64) * slots + slot
-        _store_rows(NCand, NKept, Entropy, row, valid, cand, kept, entropy)
+        _store_rows(NCand, NKept, Entropy, row, valid, n_cand, n_kept, entropy)
         words = tl.sum(tl.reshape(allowed.to(tl.int32), (RB, C // 32, 32)) << tl.arange(0, 32)[None, None, :], 2)
         tl.store(Bits + row[:, None] * (C // 32) + tl.arange(0, C // 32)[None, :], words)
         union = tl.maximum(union, tl.max(allowed.to(tl.int32), 0))
@@ -153,12 +152,11 @@ def _select_cube_kernel(QMeans, Means, UnitLast, UnitCol, Chooses, ColFirst, Lis
     means = Means + (b * kv_heads + hk).to(tl.int64) * MEAN_PARTS * C * D
     row_off = (bh.to(tl.int64) * MEAN_PARTS * num_units + units) * D
     s = _scores(QMeans, row_off, inside, num_units * D, means, scale, RB, C, D, DK, MEAN_PARTS, MEAN_PARTS)
-    visible = col_first[None, :] <= last[:, None]
-    cand = visible & (cols[None, :] != own[:, None]) & chooses[:, None]
-    kept, entropy = select_rows(s, cand, p, ratio, KEEP_ALL, FIXED)
+    cand = (col_first[None, :] <= last[:, None]) & (cols[None, :] != own[:, None]) & chooses[:, None]
+    allowed, n_cand, n_kept, entropy = select_rows(s, cand, p, ratio, KEEP_ALL, FIXED)
     tile = bh * num_units + units
-    _store_rows(NCand, NKept, Entropy, tile, inside, cand, kept, entropy)
-    _store_lists(Lists, Counts, tile, (kept | ~cand) & visible, inside, C)
+    _store_rows(NCand, NKept, Entropy, tile, inside, n_cand, n_kept, entropy)
+    _store_lists(Lists, Counts, tile, allowed & (col_first[None, :] <= last[:, None]), inside, C)
 
 
 def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, select: str, p: float,

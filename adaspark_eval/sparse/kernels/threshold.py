@@ -20,7 +20,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-ONE_BITS = 0x3F800000  # bit pattern of 1.0f
+ONE_BITS = tl.constexpr(0x3F800000)  # bit pattern of 1.0f
 
 
 @triton.jit
@@ -30,27 +30,27 @@ def softmax_rows(s, cand):
     Args:
         s: (R, C) float32 scores; cand: (R, C) bool.
     Returns:
-        e (R, C) ``exp(s - max)`` at candidates and 0 elsewhere, z (R,) their sum, and entropy (R,) in nats
-        of ``e / z`` (0 for rows without candidates).
+        x (R, C): ``exp(s - max)`` at candidates (in [0, 1]) and -1 elsewhere; z (R,) the sum over candidates;
+        entropy (R,) in nats of ``x / z`` over candidates (0 for rows without candidates).
     """
     m = tl.max(tl.where(cand, s, -float("inf")), 1)
     m = tl.where(m == -float("inf"), 0.0, m)
     d = s - m[:, None]
     e = tl.where(cand, tl.exp(d), 0.0)
     z = tl.sum(e, 1)
-    weighted = tl.sum(tl.where(cand, e * d, 0.0), 1)
+    weighted = tl.sum(e * tl.where(cand, d, 0.0), 1)
     safe = tl.maximum(z, 1e-30)
     entropy = tl.where(z > 0, tl.log(safe) - weighted / safe, 0.0)
-    return e, z, entropy
+    return tl.where(cand, e, -1.0), z, entropy
 
 
 @triton.jit
-def threshold_bits(x, w, target):
-    """Bit pattern of the largest value ``t`` of each row with ``sum(w[x >= t]) >= target``.
+def threshold_bits(x, target, COUNT: tl.constexpr):
+    """Bit pattern of the largest value ``t`` of each row with ``weight(x >= t) >= target``, the weight of an
+    entry being its value (top-p) or 1 (``COUNT``, fixed ratio).
 
     Args:
         x: (R, C) float32 in [0, 1] for entries that may be kept, -1 elsewhere.
-        w: (R, C) float32 weight of each entry (0 where ``x < 0``).
         target: (R,) float32, at most the row's total weight.
     Returns:
         (R,) int32 ``lo``; the kept entries are ``x >= lo`` (as float).
@@ -59,17 +59,21 @@ def threshold_bits(x, w, target):
     lo = tl.zeros_like(cnt_lo)
     hi = tl.zeros_like(cnt_lo) + (ONE_BITS + 1)
     cnt_hi = tl.zeros_like(cnt_lo)
-    todo = cnt_lo > 1
-    while tl.max(todo.to(tl.int32), 0) > 0:
+    searching = tl.max(cnt_lo, 0) > 1  # a carried scalar: a reduction in the loop condition breaks Triton 3.8
+    while searching:
         mid = lo + (hi - lo) // 2
         ge = x >= mid.to(tl.float32, bitcast=True)[:, None]
-        ok = tl.sum(tl.where(ge, w, 0.0), 1) >= target
         count = tl.sum(ge.to(tl.int32), 1)
+        if COUNT:
+            ok = count.to(tl.float32) >= target
+        else:
+            ok = tl.sum(tl.where(ge, x, 0.0), 1) >= target
         lo = tl.where(ok, mid, lo)
         hi = tl.where(ok, hi, mid)
         cnt_lo = tl.where(ok, count, cnt_lo)
         cnt_hi = tl.where(ok, cnt_hi, count)
         todo = (cnt_lo - cnt_hi > 1) & (hi - lo > 1)
+        searching = tl.max(todo.to(tl.int32), 0) > 0
     return lo
 
 
@@ -82,19 +86,16 @@ def select_rows(s, cand, p, ratio, KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
         p: top-p threshold (used unless ``FIXED``); ratio: kept fraction (used if ``FIXED``).
         KEEP_ALL: ``p >= 1`` without fixed ratio: every candidate is kept.
     Returns:
-        kept (R, C) bool (a subset of ``cand``) and entropy (R,).
+        allowed (R, C) bool (kept candidates and every non-candidate), candidates (R,), kept candidates (R,)
+        and entropy (R,).
     """
-    e, z, entropy = softmax_rows(s, cand)
+    x, z, entropy = softmax_rows(s, cand)
+    n_cand = tl.sum((x >= 0).to(tl.int32), 1)
     if KEEP_ALL:
-        kept = cand
+        lo = tl.zeros_like(n_cand)
+    elif FIXED:
+        lo = threshold_bits(x, tl.maximum(tl.ceil(n_cand.to(tl.float32) * ratio), 1.0), True)
     else:
-        x = tl.where(cand, e, -1.0)
-        if FIXED:
-            w = cand.to(tl.float32)
-            target = tl.maximum(tl.ceil(tl.sum(w, 1) * ratio), 1.0)
-        else:
-            w = e
-            target = z * p
-        lo = threshold_bits(x, w, target)
-        kept = x >= lo.to(tl.float32, bitcast=True)[:, None]
-    return kept, entropy
+        lo = threshold_bits(x, z * p, False)
+    kept = x >= lo.to(tl.float32, bitcast=True)[:, None]
+    return kept | (x < 0), n_cand, tl.sum(kept.to(tl.int32), 1), entropy
