@@ -113,25 +113,27 @@ def relative_error(a: Tensor, b: Tensor) -> float:
 def check_section(device: torch.device) -> list[dict[str, Any]]:
     """Kernels against the reference on the GPU: kept fractions, pairs, outputs (bf16 D=128, fp16 D=64)."""
     rows = []
-    for dtype, heads, kv_heads, dim in ((torch.bfloat16, HEADS, KV_HEADS, HEAD_DIM), (torch.float16, 16, 2, 64)):
+    rules = [(select, p, ratio) for select in ("token", "cube") for p, ratio in ((0.5, None), (1.0, 0.25), (1.0, None))]
+    shapes = ((torch.bfloat16, HEADS, KV_HEADS, HEAD_DIM, rules),
+              (torch.float16, 16, 2, 64, [("token", 0.5, None), ("cube", 1.0, 0.25)]))
+    for dtype, heads, kv_heads, dim, cases in shapes:
         layout = bench_layout(PREFIX + SUFFIX + 16 * FRAME * FRAME, device)
         q, k, v = qkv(layout, heads, kv_heads, dim, dtype)
         tiles = build_tiles(layout, "all")
-        for select in ("token", "cube"):
-            for p, ratio in ((0.5, None), (1.0, 0.25), (1.0, None)):
-                rule = rule_of(select, p, ratio)
-                out, stats = kernel_attention(q, k, v, layout, tiles, rule, dim**-0.5)
-                ref_sel = select_units(q, k, layout, rule, dim**-0.5, chunk=512)
-                ref_out, ref_pairs = sparse_attention(q.float(), k.float(), v.float(), None, ref_sel, layout.unit,
-                                                      dim**-0.5)
-                rows.append({
-                    "dtype": str(dtype).removeprefix("torch."), "head_dim": dim, "select": select, "p": p,
-                    "fixed_ratio": ratio, "tokens": layout.seq_len,
-                    "kept_fraction": float(stats.kept_fraction.mean()),
-                    "reference_kept_fraction": float(ref_sel.stats.kept_fraction.mean()),
-                    "pairs": int(stats.pairs), "reference_pairs": int(ref_pairs),
-                    "output_relative_error": relative_error(out, ref_out),
-                })
+        for select, p, ratio in cases:
+            rule = rule_of(select, p, ratio)
+            out, stats = kernel_attention(q, k, v, layout, tiles, rule, dim**-0.5)
+            ref_sel = select_units(q, k, layout, rule, dim**-0.5, chunk=512)
+            ref_out, ref_pairs = sparse_attention(q.float(), k.float(), v.float(), None, ref_sel, layout.unit,
+                                                  dim**-0.5)
+            rows.append({
+                "dtype": str(dtype).removeprefix("torch."), "head_dim": dim, "select": select, "p": p,
+                "fixed_ratio": ratio, "tokens": layout.seq_len,
+                "kept_fraction": float(stats.kept_fraction.mean()),
+                "reference_kept_fraction": float(ref_sel.stats.kept_fraction.mean()),
+                "pairs": int(stats.pairs), "reference_pairs": int(ref_pairs),
+                "output_relative_error": relative_error(out, ref_out),
+            })
     layout = bench_layout(PREFIX + SUFFIX + 16 * FRAME * FRAME, device)
     gen = torch.Generator(device=device).manual_seed(1)
     residual, hidden = (torch.randn(1, layout.seq_len, HIDDEN, device=device, generator=gen).bfloat16()
