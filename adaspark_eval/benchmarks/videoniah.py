@@ -60,7 +60,7 @@ class VideoNIAH(Benchmark):
         return {"niah": {field: doc[field] for field in NIAH_FIELDS if doc.get(field) is not None}}
 
     def judge(self, doc: dict[str, Any], prediction: str) -> Judgement:
-        parsed = parse_choice(prediction)
+        parsed = parse_choice(prediction, doc["options"])
         correct = parsed == self.gold(doc)
         return Judgement(parsed=parsed, correct=correct,
                          item={**self.record_fields(doc)["niah"], "correct": correct, "score": float(correct)})

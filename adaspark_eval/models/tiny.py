@@ -86,21 +86,26 @@ def build_processor(tokenizer: PreTrainedTokenizerFast | None = None, max_pixels
                                video_processor=video_processor, chat_template=CHAT_TEMPLATE)
 
 
-def tiny_config(tokenizer: PreTrainedTokenizerFast, hidden_size: int = 64, layers: int = 4) -> Qwen2_5_VLConfig:
-    """Config of the tiny model: 4 decoder layers of 4 query heads / 2 KV heads, head dim 16; a 2-block ViT."""
+def tiny_config(tokenizer: PreTrainedTokenizerFast, hidden_size: int = 64, layers: int = 4, heads: int = 4,
+                kv_heads: int = 2, vision_hidden: int = 32, vision_depth: int = 2) -> Qwen2_5_VLConfig:
+    """A small Qwen2.5-VL config around ``tokenizer``; by default 4 decoder layers of 4 query / 2 KV heads
+    (head dim 16) and a 2-block ViT. The ViT keeps the real patch, merge and window sizes."""
     ids = tokenizer.convert_tokens_to_ids
-    heads = 4
+    half_head = hidden_size // heads // 2
+    mrope = [half_head // 4, (half_head - half_head // 4) // 2]
     text = {
         "vocab_size": len(tokenizer), "hidden_size": hidden_size, "intermediate_size": 2 * hidden_size,
-        "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": 2,
+        "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
         "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "bos_token_id": ids("<|endoftext|>"),
         "eos_token_id": ids("<|im_end|>"), "pad_token_id": ids("<|endoftext|>"),
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6,
+                            "mrope_section": [mrope[0], mrope[1], half_head - sum(mrope)]},
     }
     vision = {
-        "depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": hidden_size,
-        "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
-        "fullatt_block_indexes": [1], "tokens_per_second": 2,
+        "depth": vision_depth, "hidden_size": vision_hidden, "intermediate_size": 2 * vision_hidden,
+        "num_heads": max(2, vision_hidden // 32), "out_hidden_size": hidden_size, "patch_size": 14,
+        "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
+        "fullatt_block_indexes": [vision_depth - 1], "tokens_per_second": 2,
     }
     return Qwen2_5_VLConfig(
         text_config=text, vision_config=vision, image_token_id=ids("<|image_pad|>"),

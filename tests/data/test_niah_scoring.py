@@ -18,6 +18,17 @@ def test_parse_choice(text, letter):
     assert parse_choice(text) == letter
 
 
+OPTIONS = ["red star", "red circle", "blue star", "pink cross"]
+
+
+@pytest.mark.parametrize("text, letter", [
+    ("red star", "A"), ("The blue star.", "C"), ("PINK CROSS", "D"), ("red", None), ("a red starfish", None),
+    ("red star or red circle", None), ("yellow circle", None), ("red circle. The answer is A.", "A"),
+])
+def test_parse_choice_by_option_text_when_no_letter(text, letter):
+    assert parse_choice(text, OPTIONS) == letter
+
+
 def tries(video, type_, rights, question_id=None, **extra):
     """Records of one question: try k is right when rights[k]."""
     return [{"video": video, "type": type_, "try": k, "correct": right, **extra,

@@ -28,17 +28,21 @@ _CHOICE_PATTERNS = [
 ]
 
 
-def parse_choice(prediction: str) -> str | None:
+def parse_choice(prediction: str, options: Sequence[str] | None = None) -> str | None:
     """The option letter (``"A"``..``"D"``) a free-form answer picks, or None when it names none.
 
     Reads "B", "(B)", "b.", "B. red", "B red", "The answer is B", "answer: (c)", "I think (D)", "... so C.".
-    A leading capital "A" followed by a lowercase word ("A red star") is read as the article.
+    A leading capital "A" followed by a lowercase word ("A red star") is read as the article. An answer
+    with no letter that contains the full text of exactly one of ``options`` (case-insensitive, whole
+    words: "the red star") picks that option.
     """
     for pattern in _CHOICE_PATTERNS:
         match = pattern.search(prediction)
         if match:
             return match.group(1).upper()
-    return None
+    named = [letter for letter, option in zip("ABCD", options or ())
+             if re.search(rf"(?<!\w){re.escape(option.strip())}(?!\w)", prediction, flags=re.IGNORECASE)]
+    return named[0] if len(named) == 1 else None
 
 
 def question_key(record: dict) -> tuple[str, str, str]:
