@@ -34,7 +34,7 @@ from adaspark_eval.data.video import VideoError
 from adaspark_eval.flops.counter import count_sample
 from adaspark_eval.lmms.inputs import VideoSettings, build_inputs
 from adaspark_eval.lmms.timing import GenerationTimer
-from adaspark_eval.models.loading import DEFAULT_MODEL, load_model
+from adaspark_eval.models.loading import AUTO, load_model
 from adaspark_eval.results.schema import SampleRecord
 from adaspark_eval.results.store import RunStore, SampleKey, sample_key
 from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
@@ -58,7 +58,7 @@ class AdaSparkLMM(lmms):
 
     def __init__(
         self,
-        pretrained: str = DEFAULT_MODEL,
+        pretrained: str = AUTO,
         device: str | None = None,
         dtype: str = "bfloat16",
         max_num_frames: int = 32,
@@ -84,6 +84,7 @@ class AdaSparkLMM(lmms):
         self.video = VideoSettings(int(max_num_frames), None if fps is None else float(fps), int(min_pixels),
                                    int(max_pixels))
         self.loaded = load_model(self.model_name, device=str(self._device), dtype=self.dtype)
+        self.model_name = self.loaded.name  # "auto" resolved: results are keyed by the model really used
         for sizes in (self.loaded.processor.image_processor, self.loaded.processor.video_processor):
             sizes.size = {"shortest_edge": self.video.min_pixels, "longest_edge": self.video.max_pixels}
         self.sparse = AdaSpark.attach(self.loaded.model, config)

@@ -1,5 +1,6 @@
-"""Load a Qwen2.5-VL and its processor: the offline tiny model, a local checkpoint directory, or a hub
-name already in the local Hugging Face cache. Nothing is downloaded."""
+"""Load a Qwen2.5-VL and its processor: the offline tiny model, the embedded VideoNIAH model shipped in
+the package, a local checkpoint directory, or a hub name already in the local Hugging Face cache.
+Nothing is downloaded. ``auto`` is the real 7B when the cache holds it, else the embedded model."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration, Qwen
 from adaspark_eval.models.tiny import build_tiny
 
 TINY = "tiny"
-DEFAULT_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
+EMBEDDED = "niah-small"
+AUTO = "auto"
+REAL_7B = "Qwen/Qwen2.5-VL-7B-Instruct"
+EMBEDDED_DIR = Path(__file__).parent / "weights" / EMBEDDED
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
 
@@ -41,7 +45,10 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
 
 
 def resolve_checkpoint(name: str) -> Path:
-    """The directory holding ``name``: itself if it is a directory, else its snapshot in the HF cache."""
+    """The directory holding ``name``: the embedded model, itself if it is a directory, else its snapshot
+    in the HF cache."""
+    if name == EMBEDDED:
+        return EMBEDDED_DIR
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
@@ -58,12 +65,25 @@ def resolve_checkpoint(name: str) -> Path:
     return found[-1].parent
 
 
+def resolve_name(name: str) -> str:
+    """``auto`` -> the real 7B if the local HF cache holds it, else the embedded model; others unchanged."""
+    if name != AUTO:
+        return name
+    try:
+        resolve_checkpoint(REAL_7B)
+    except ModelNotFound:
+        return EMBEDDED
+    return REAL_7B
+
+
 def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtype = "float32",
                max_pixels: int | None = None) -> LoadedModel:
-    """Load ``name`` (``"tiny"``, a checkpoint directory, or a cached hub name) on ``device``.
+    """Load ``name`` (``"tiny"``, ``"niah-small"``, ``"auto"``, a checkpoint directory, or a cached hub
+    name) on ``device``; ``LoadedModel.name`` is the model actually loaded.
 
     The model uses sdpa attention (the dense baseline AdaSpark falls back to).
     """
+    name = resolve_name(name)
     torch_dtype = parse_dtype(dtype)
     if name == TINY:
         model, processor = build_tiny(dtype=torch_dtype)
@@ -73,5 +93,6 @@ def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtyp
         processor = AutoProcessor.from_pretrained(path)
     processor.video_processor.cap_pixels_per_frame = True  # qwen-vl-utils' per-frame pixel cap
     if max_pixels is not None:
-        processor.video_processor.size = {**processor.video_processor.size, "longest_edge": max_pixels}
+        size = processor.video_processor.size
+        processor.video_processor.size = {"shortest_edge": size["shortest_edge"], "longest_edge": max_pixels}
     return LoadedModel(model=model.to(device).eval(), processor=processor, name=name)
