@@ -2,9 +2,10 @@
 
 One program per (sample, query head, query tile): the tile's ``T`` query slots attend, with an online
 softmax, to the key tiles of (1) the columns in the tile's list and (2) the fixed units that start at or
-before the tile's last position. Every key tile gets the original token-level causal mask
-(``key position <= query position``) on the slots' positions; with ``select=token`` each row also
-drops the columns its own top-p set left out (one bit per row and column).
+before the tile's last position. Key tiles get the original token-level causal mask
+(``key position <= query position``) on the slots' positions, except the list's leading *full* tiles,
+which lie wholly before every query of the tile; with ``select=token`` each row also drops the columns its
+own top-p set left out (one bit per row and column).
 
 Keys and values are read from copies in slot order (``T`` rows per unit), so a key tile is one
 contiguous block; queries are gathered from, and outputs scattered to, their original positions.
@@ -28,14 +29,21 @@ NUM_WARPS, NUM_STAGES = 4, 2  # launch configuration of the attention kernel
 
 
 @triton.jit
-def _attend(q, K, V, KeyPos, qpos, row_keep, m_i, l_i, acc, qk_scale, T: tl.constexpr, D: tl.constexpr):
-    """One key tile (T, D) at ``K`` / ``V`` with key positions at ``KeyPos``: the online-softmax update."""
+def _attend(q, K, V, KeyPos, qpos, row_keep, m_i, l_i, acc, qk_scale, T: tl.constexpr, D: tl.constexpr,
+            CAUSAL: tl.constexpr, ROW_BITS: tl.constexpr):
+    """One key tile (T, D) at ``K`` / ``V`` (key positions at ``KeyPos``): the online-softmax update, with the
+    causal mask if ``CAUSAL`` and the rows' bits ``row_keep`` (T,) if ``ROW_BITS``."""
     keys = tl.arange(0, T)
     dims = tl.arange(0, D)
     k = tl.load(K + keys[:, None] * D + dims[None, :])
-    kpos = tl.load(KeyPos + keys)
-    mask = (kpos[None, :] <= qpos[:, None]) & row_keep[:, None]
-    qk = tl.where(mask, dot(q, tl.trans(k), tl.zeros([T, T], dtype=tl.float32)) * qk_scale, MASKED)
+    qk = dot(q, tl.trans(k), tl.zeros([T, T], dtype=tl.float32)) * qk_scale
+    if CAUSAL:
+        mask = tl.load(KeyPos + keys)[None, :] <= qpos[:, None]
+        if ROW_BITS:
+            mask = mask & row_keep[:, None]
+        qk = tl.where(mask, qk, MASKED)
+    elif ROW_BITS:
+        qk = tl.where(row_keep[:, None], qk, MASKED)
     m_new = tl.maximum(m_i, tl.max(qk, 1))
     alpha = tl.exp2(m_i - m_new)
     prob = tl.exp2(qk - m_new[:, None])
@@ -46,8 +54,25 @@ def _attend(q, K, V, KeyPos, qpos, row_keep, m_i, l_i, acc, qk_scale, T: tl.cons
 
 
 @triton.jit
+def _attend_listed(q, KS, VS, key_pos, Lists, Columns, Bits, row_bits, b, tile, start, end, qpos, m_i, l_i, acc,
+                   qk_scale, T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, CAUSAL: tl.constexpr,
+                   ROW_BITS: tl.constexpr):
+    """Entries ``start:end`` of the tile's list (``KS`` / ``VS``: this KV head's slot-ordered keys / values;
+    ``row_bits``: offsets of the rows' bit words)."""
+    row_keep = qpos >= -1
+    for i in range(start, end):
+        col = tl.load(Lists + tile.to(tl.int64) * C + i)
+        unit = tl.load(Columns + b * C + col)
+        if ROW_BITS:
+            row_keep = ((tl.load(Bits + row_bits + col // 32) >> (col % 32)) & 1) != 0
+        m_i, l_i, acc = _attend(q, KS + unit * T * D, VS + unit * T * D, key_pos + unit * T, qpos, row_keep, m_i,
+                                l_i, acc, qk_scale, T, D, CAUSAL, ROW_BITS)
+    return m_i, l_i, acc
+
+
+@triton.jit
 def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, SlotPos, KeyPos, Columns, Lists, Counts,
-                         Fixed, FixedVisible, Bits, qk_scale, heads, kv_heads, num_units, num_fixed,
+                         FullCounts, Fixed, FixedVisible, Bits, qk_scale, heads, kv_heads, num_units, num_fixed,
                          T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, ROW_BITS: tl.constexpr):
     group = heads // kv_heads
     b, hk, u, g = program_tile(tl.program_id(0), num_units, group, kv_heads)
@@ -67,20 +92,16 @@ def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, Slo
     kv = (b * kv_heads + hk).to(tl.int64) * slots * D
     key_pos = KeyPos + b * slots
     tile = bh * num_units + u
-    row_keep = valid | True
-    for i in range(tl.load(Counts + tile)):
-        col = tl.load(Lists + tile.to(tl.int64) * C + i)
-        unit = tl.load(Columns + b * C + col)
-        if ROW_BITS:
-            word = tl.load(Bits + (bh.to(tl.int64) * slots + slot) * (C // 32) + col // 32)
-            row_keep = ((word >> (col % 32)) & 1) != 0
-        m_i, l_i, acc = _attend(q, KS + kv + unit * T * D, VS + kv + unit * T * D, key_pos + unit * T, qpos, row_keep,
-                                m_i, l_i, acc, qk_scale, T, D)
-    row_keep = valid | True
+    row_bits = (bh.to(tl.int64) * slots + slot) * (C // 32)
+    full = tl.load(FullCounts + tile)
+    m_i, l_i, acc = _attend_listed(q, KS + kv, VS + kv, key_pos, Lists, Columns, Bits, row_bits, b, tile, 0, full,
+                                   qpos, m_i, l_i, acc, qk_scale, T, C, D, False, ROW_BITS)
+    m_i, l_i, acc = _attend_listed(q, KS + kv, VS + kv, key_pos, Lists, Columns, Bits, row_bits, b, tile, full,
+                                   tl.load(Counts + tile), qpos, m_i, l_i, acc, qk_scale, T, C, D, True, ROW_BITS)
     for i in range(tl.load(FixedVisible + b * num_units + u)):
         unit = tl.load(Fixed + b * num_fixed + i)
-        m_i, l_i, acc = _attend(q, KS + kv + unit * T * D, VS + kv + unit * T * D, key_pos + unit * T, qpos, row_keep,
-                                m_i, l_i, acc, qk_scale, T, D)
+        m_i, l_i, acc = _attend(q, KS + kv + unit * T * D, VS + kv + unit * T * D, key_pos + unit * T, qpos, valid,
+                                m_i, l_i, acc, qk_scale, T, D, True, False)
     out = (acc / tl.maximum(l_i, 1e-30)[:, None]).to(Out.dtype.element_ty)
     # positions reloaded and row pointers formed here: built from the first load, the (T, D) pointers stayed live
     # through the loops and spilled
@@ -113,7 +134,8 @@ def sparse_flash(query: Tensor, key: Tensor, value: Tensor, tiles: CubeTiles, se
     _sparse_flash_kernel[grid](
         query, query.stride(0), query.stride(1), query.stride(2), slot_order(key, tiles), slot_order(value, tiles),
         out, out.stride(0), out.stride(1), out.stride(2), tiles.slot_pos, tiles.key_pos, tiles.columns,
-        selection.lists, selection.counts, tiles.fixed, tiles.fixed_visible, selection.counts if bits is None else bits,
+        selection.lists, selection.counts, selection.full_counts, tiles.fixed, tiles.fixed_visible,
+        selection.counts if bits is None else bits,
         scaling * math.log2(math.e), heads, kv_heads, units, tiles.fixed.shape[1],
         T=tile, C=tiles.num_columns, D=dim, ROW_BITS=bits is not None, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
     )

@@ -1,8 +1,10 @@
 """Key/query pairs the sparse attention computes, for FLOP accounting (``AttentionStats.pairs``).
 
-One program per (sample, query head, query tile) walks the same units as ``flash`` (the tile's listed
-columns, then its visible fixed units) and counts, per query row, the keys that pass the causal mask (and
-the row's bit with ``select=token``). Kept out of the attention kernel, whose registers it would crowd.
+One program per (sample, query head, query tile) walks the same units as ``flash``. The list's leading
+full tiles (every key before every query) add ``keys x rows reading them``, taken a block of entries at a
+time; the other listed tiles and the visible fixed units are counted key by key against the causal mask
+(and the rows' bits with ``select=token``). Kept out of the attention kernel, whose registers it would
+crowd.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from torch import Tensor
 from adaspark_eval.sparse.kernels.select import KernelSelection
 from adaspark_eval.sparse.kernels.tiles import CubeTiles
 
+BLOCK = 64  # full list entries counted at a time
+
 
 @triton.jit
 def _visible(KeyPos, qpos, T: tl.constexpr):
@@ -24,8 +28,9 @@ def _visible(KeyPos, qpos, T: tl.constexpr):
 
 
 @triton.jit
-def _pairs_kernel(SlotPos, KeyPos, Columns, Lists, Counts, Fixed, FixedVisible, Bits, Pairs, heads, num_units,
-                  num_fixed, T: tl.constexpr, C: tl.constexpr, ROW_BITS: tl.constexpr):
+def _pairs_kernel(SlotPos, KeyPos, Columns, ColSize, Lists, Counts, FullCounts, Fixed, FixedVisible, Bits, Pairs,
+                  heads, num_units, num_fixed, T: tl.constexpr, C: tl.constexpr, ROW_BITS: tl.constexpr,
+                  BLOCK: tl.constexpr):
     tile = tl.program_id(0)
     u = tile % num_units
     bh = tile // num_units
@@ -34,13 +39,24 @@ def _pairs_kernel(SlotPos, KeyPos, Columns, Lists, Counts, Fixed, FixedVisible, 
     slot = u * T + tl.arange(0, T)
     qpos = tl.load(SlotPos + b * slots + slot)
     key_pos = KeyPos + b * slots
+    row_bits = (bh.to(tl.int64) * slots + slot) * (C // 32)
+    full = tl.load(FullCounts + tile)
     total = tl.zeros([T], dtype=tl.int32)
-    for i in range(tl.load(Counts + tile)):
+    for start in range(0, full, BLOCK):
+        entry = start + tl.arange(0, BLOCK)
+        col = tl.load(Lists + tile.to(tl.int64) * C + entry, mask=entry < full, other=0)
+        keys = tl.load(ColSize + b * C + col, mask=entry < full, other=0)
+        if ROW_BITS:
+            words = tl.load(Bits + row_bits[:, None] + col[None, :] // 32)
+            keys = keys[None, :] * ((words >> (col[None, :] % 32)) & 1)
+        else:
+            keys = keys[None, :] + tl.zeros([T, BLOCK], dtype=tl.int32)
+        total += tl.sum(tl.where(qpos[:, None] >= 0, keys, 0), 1)
+    for i in range(full, tl.load(Counts + tile)):
         col = tl.load(Lists + tile.to(tl.int64) * C + i)
         seen = _visible(key_pos + tl.load(Columns + b * C + col) * T, qpos, T)
         if ROW_BITS:
-            word = tl.load(Bits + (bh.to(tl.int64) * slots + slot) * (C // 32) + col // 32)
-            seen = tl.where(((word >> (col % 32)) & 1) != 0, seen, 0)
+            seen = tl.where(((tl.load(Bits + row_bits + col // 32) >> (col % 32)) & 1) != 0, seen, 0)
         total += seen
     for i in range(tl.load(FixedVisible + b * num_units + u)):
         total += _visible(key_pos + tl.load(Fixed + b * num_fixed + i) * T, qpos, T)
@@ -53,8 +69,8 @@ def count_pairs(tiles: CubeTiles, selection: KernelSelection) -> Tensor:
     pairs = torch.empty(bsz, heads, units, dtype=torch.int32, device=selection.counts.device)
     bits = selection.bits
     _pairs_kernel[(bsz * heads * units,)](
-        tiles.slot_pos, tiles.key_pos, tiles.columns, selection.lists, selection.counts, tiles.fixed,
-        tiles.fixed_visible, selection.counts if bits is None else bits, pairs, heads, units, tiles.fixed.shape[1],
-        T=tiles.tile, C=tiles.num_columns, ROW_BITS=bits is not None,
+        tiles.slot_pos, tiles.key_pos, tiles.columns, tiles.col_size, selection.lists, selection.counts,
+        selection.full_counts, tiles.fixed, tiles.fixed_visible, selection.counts if bits is None else bits, pairs,
+        heads, units, tiles.fixed.shape[1], T=tiles.tile, C=tiles.num_columns, ROW_BITS=bits is not None, BLOCK=BLOCK,
     )
     return pairs.sum(dim=(1, 2), dtype=torch.long)

@@ -11,7 +11,8 @@ query too, products below float32 precision skipped).
 
 A row's *allowed* columns are its kept candidates plus every column that is not a candidate (its own
 unit; units starting after it, which the causal mask hides anyway). A tile's list holds the allowed
-columns of any of its rows that start at or before the tile's last position.
+columns of any of its rows that start at or before the tile's last position: first the *full* ones (a
+whole tile of keys, all before the tile's first query: no causal mask needed), then the others.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ class KernelSelection:
     """What the attention kernel reads, and per-row tallies for the statistics.
 
     Attributes:
-        lists: (B, H, U, C) int32 columns tile ``u`` reads (the first ``counts`` entries).
-        counts: (B, H, U) int32.
+        lists: (B, H, U, C) int32 columns tile ``u`` reads (the first ``counts`` entries, the ``full_counts``
+            full ones first).
+        counts, full_counts: (B, H, U) int32.
         bits: (B, H, U*T, C/32) int32 allowed columns of each query slot (``select=token``), else None.
         n_cand, n_kept: (B, H, R) int32 candidates and kept candidates of each selection row
             (R = U*T query slots for ``token``, U units for ``cube``).
@@ -45,6 +47,7 @@ class KernelSelection:
 
     lists: Tensor
     counts: Tensor
+    full_counts: Tensor
     bits: Tensor | None
     n_cand: Tensor
     n_kept: Tensor
@@ -89,18 +92,22 @@ def _store_rows(NCand, NKept, Entropy, row, row_mask, n_cand, n_kept, entropy):
 
 
 @triton.jit
-def _store_lists(Lists, Counts, tile, reads, tile_mask, C: tl.constexpr):
-    """Compact each row of ``reads`` (R, C) bool into ``Lists[tile, :count]``; ``Counts[tile] = count``."""
-    flags = reads.to(tl.int32)
-    index = tl.cumsum(flags, 1) - 1
+def _store_lists(Lists, Counts, FullCounts, tile, reads, full, tile_mask, C: tl.constexpr):
+    """Compact each row of ``reads`` (R, C) bool into ``Lists[tile, :count]``, the ``full`` columns first."""
+    first = (reads & full).to(tl.int32)
+    rest = (reads & ~full).to(tl.int32)
+    n_full = tl.sum(first, 1)
+    index = tl.where(full, tl.cumsum(first, 1), n_full[:, None] + tl.cumsum(rest, 1)) - 1
     cols = tl.arange(0, C)[None, :] + index * 0
     tl.store(Lists + tile[:, None].to(tl.int64) * C + index, cols, mask=reads & tile_mask[:, None])
-    tl.store(Counts + tile, tl.sum(flags, 1), mask=tile_mask)
+    tl.store(Counts + tile, n_full + tl.sum(rest, 1), mask=tile_mask)
+    tl.store(FullCounts + tile, n_full, mask=tile_mask)
 
 
 @triton.jit
-def _select_token_kernel(Q, stride_b, stride_h, stride_s, Means, SlotPos, UnitLast, UnitCol, Chooses, ColFirst,
-                         Bits, Lists, Counts, NCand, NKept, Entropy, p, ratio, scale, heads, kv_heads, num_units,
+def _select_token_kernel(Q, stride_b, stride_h, stride_s, Means, SlotPos, UnitFirst, UnitLast, UnitCol, Chooses,
+                         ColFirst, ColLast, ColSize, Bits, Lists, Counts, FullCounts, NCand, NKept, Entropy, p, ratio,
+                         scale, heads, kv_heads, num_units,
                          T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, D: tl.constexpr, DK: tl.constexpr,
                          MEAN_PARTS: tl.constexpr, KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
     group = heads // kv_heads
@@ -129,14 +136,16 @@ def _select_token_kernel(Q, stride_b, stride_h, stride_s, Means, SlotPos, UnitLa
         tl.store(Bits + row[:, None] * (C // 32) + tl.arange(0, C // 32)[None, :], words)
         union = tl.maximum(union, tl.max(allowed.to(tl.int32), 0))
     reads = (union != 0) & (col_first <= last)
+    full = (tl.load(ColLast + b * C + cols) <= tl.load(UnitFirst + b * num_units + u)) & (
+        tl.load(ColSize + b * C + cols) == T)
     tile = bh * num_units + u + tl.arange(0, 1)
-    _store_lists(Lists, Counts, tile, reads[None, :], tile >= 0, C)
+    _store_lists(Lists, Counts, FullCounts, tile, reads[None, :], full[None, :], tile >= 0, C)
 
 
 @triton.jit
-def _select_cube_kernel(QMeans, Means, UnitLast, UnitCol, Chooses, ColFirst, Lists, Counts, NCand, NKept, Entropy,
-                        p, ratio, scale, heads, kv_heads, num_units,
-                        RB: tl.constexpr, C: tl.constexpr, D: tl.constexpr, DK: tl.constexpr,
+def _select_cube_kernel(QMeans, Means, UnitFirst, UnitLast, UnitCol, Chooses, ColFirst, ColLast, ColSize, Lists,
+                        Counts, FullCounts, NCand, NKept, Entropy, p, ratio, scale, heads, kv_heads, num_units,
+                        T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, D: tl.constexpr, DK: tl.constexpr,
                         MEAN_PARTS: tl.constexpr, KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
     group = heads // kv_heads
     b, hk, block, g = program_tile(tl.program_id(0), tl.cdiv(num_units, RB), group, kv_heads)
@@ -156,7 +165,10 @@ def _select_cube_kernel(QMeans, Means, UnitLast, UnitCol, Chooses, ColFirst, Lis
     allowed, n_cand, n_kept, entropy = select_rows(s, cand, p, ratio, KEEP_ALL, FIXED)
     tile = bh * num_units + units
     _store_rows(NCand, NKept, Entropy, tile, inside, n_cand, n_kept, entropy)
-    _store_lists(Lists, Counts, tile, allowed & (col_first[None, :] <= last[:, None]), inside, C)
+    first = tl.load(UnitFirst + b * num_units + units, mask=inside, other=-1)
+    whole = tl.load(ColSize + b * C + cols) == T
+    full = (tl.load(ColLast + b * C + cols)[None, :] <= first[:, None]) & whole[None, :]
+    _store_lists(Lists, Counts, FullCounts, tile, allowed & (col_first[None, :] <= last[:, None]), full, inside, C)
 
 
 def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, select: str, p: float,
@@ -176,6 +188,7 @@ def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, 
     rows = units * tile if select == "token" else units
     lists = torch.empty(bsz, heads, units, cols, dtype=torch.int32, device=device)
     counts = torch.empty(bsz, heads, units, dtype=torch.int32, device=device)
+    full_counts = torch.empty_like(counts)
     n_cand = torch.zeros(bsz, heads, rows, dtype=torch.int32, device=device)
     n_kept = torch.zeros_like(n_cand)
     entropy = torch.zeros(bsz, heads, rows, dtype=torch.float32, device=device)
@@ -187,8 +200,9 @@ def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, 
         bits = torch.empty(bsz, heads, rows, cols // 32, dtype=torch.int32, device=device)
         grid = (bsz * heads * units,)
         _select_token_kernel[grid](query, query.stride(0), query.stride(1), query.stride(2), means, tiles.slot_pos,
-                                   tiles.unit_last, tiles.unit_col, chooses, tiles.col_first, bits, lists, counts,
-                                   n_cand, n_kept, entropy, T=tile, RB=block,
+                                   tiles.unit_first, tiles.unit_last, tiles.unit_col, chooses, tiles.col_first,
+                                   tiles.col_last, tiles.col_size, bits, lists, counts, full_counts, n_cand, n_kept,
+                                   entropy, T=tile, RB=block,
                                    num_warps=8 if block * cols >= 16384 else 4, **rule)
     else:
         block = 16
@@ -196,7 +210,9 @@ def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, 
         query_means = unit_mean_parts(query, tiles, torch.arange(units, dtype=torch.int32, device=device)
                                       .expand(bsz, units).contiguous())
         grid = (bsz * heads * triton.cdiv(units, block),)
-        _select_cube_kernel[grid](query_means, means, tiles.unit_last, tiles.unit_col, chooses, tiles.col_first,
-                                  lists, counts, n_cand, n_kept, entropy, RB=block,
+        _select_cube_kernel[grid](query_means, means, tiles.unit_first, tiles.unit_last, tiles.unit_col, chooses,
+                                  tiles.col_first, tiles.col_last, tiles.col_size, lists, counts, full_counts, n_cand,
+                                  n_kept, entropy, T=tile, RB=block,
                                   num_warps=8 if block * cols >= 16384 else 4, **rule)
-    return KernelSelection(lists=lists, counts=counts, bits=bits, n_cand=n_cand, n_kept=n_kept, entropy=entropy)
+    return KernelSelection(lists=lists, counts=counts, full_counts=full_counts, bits=bits, n_cand=n_cand,
+                           n_kept=n_kept, entropy=entropy)

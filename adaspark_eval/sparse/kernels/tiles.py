@@ -34,7 +34,8 @@ class CubeTiles:
         unit_first / unit_last: (B, U) first / last position of each unit (``S`` / -1 for padded units).
         unit_col: (B, U) column of each unit, -1 where it is none.
         columns: (B, C) unit of each column, 0 for padding.
-        col_first: (B, C) first position of each column's unit, ``NEVER`` for padding.
+        col_first / col_last / col_size: (B, C) first position, last position and tokens of each column's unit
+            (``NEVER`` / -1 / 0 for padding).
         fixed: (B, F) fixed units in position order, 0 for padding.
         fixed_visible: (B, U) how many fixed units hold a key at or before unit ``u``'s last position.
     """
@@ -47,6 +48,8 @@ class CubeTiles:
     unit_col: Tensor
     columns: Tensor
     col_first: Tensor
+    col_last: Tensor
+    col_size: Tensor
     fixed: Tensor
     fixed_visible: Tensor
 
@@ -74,8 +77,8 @@ def build_tiles(layout: TokenLayout, text_keys: str) -> CubeTiles:
     columns, unit_col = _compact_units(is_column, 32)
     fixed, _ = _compact_units(real & ~is_column, 1)
     first = layout.unit_first.to(torch.int32)
-    col_first = _first_or_never(first, columns, is_column.sum(1))
-    fixed_first = _first_or_never(first, fixed, (real & ~is_column).sum(1))
+    n_columns = is_column.sum(1)
+    fixed_first = _pick(first, fixed, (real & ~is_column).sum(1), NEVER)
     visible = torch.searchsorted(fixed_first.contiguous(), layout.unit_last.to(torch.int32).contiguous(), right=True)
     return CubeTiles(
         tile=tile,
@@ -85,7 +88,9 @@ def build_tiles(layout: TokenLayout, text_keys: str) -> CubeTiles:
         unit_last=layout.unit_last.to(torch.int32),
         unit_col=unit_col,
         columns=columns,
-        col_first=col_first,
+        col_first=_pick(first, columns, n_columns, NEVER),
+        col_last=_pick(layout.unit_last, columns, n_columns, -1),
+        col_size=_pick(layout.unit_size, columns, n_columns, 0),
         fixed=fixed,
         fixed_visible=visible.to(torch.int32),
     )
@@ -126,7 +131,7 @@ def _compact_units(chosen: Tensor, minimum: int) -> tuple[Tensor, Tensor]:
     return ids[:, :-1].contiguous(), torch.where(chosen, index, -1).to(torch.int32)
 
 
-def _first_or_never(first: Tensor, ids: Tensor, count: Tensor) -> Tensor:
-    """(B, N) int32: ``first`` (B, U) at the packed ``ids`` (B, N), ``NEVER`` past the first ``count`` (B,)."""
+def _pick(values: Tensor, ids: Tensor, count: Tensor, fill: int) -> Tensor:
+    """(B, N) int32: ``values`` (B, U) at the packed ``ids`` (B, N), ``fill`` past the first ``count`` (B,)."""
     inside = torch.arange(ids.shape[1], device=ids.device) < count[:, None]
-    return torch.where(inside, first.gather(1, ids.long()), NEVER).to(torch.int32).contiguous()
+    return torch.where(inside, values.gather(1, ids.long()), fill).to(torch.int32).contiguous()
