@@ -75,7 +75,8 @@ def _forward(dims: ModelDims, record: ForwardRecord, b: int) -> tuple[dict[str, 
     tokens = total([f.dense_tokens for f in ffn])
     rows = 1 if tokens else 0
     actual = llm_forward_flops(
-        dims.text, tokens=tokens, pairs=total([a.pairs for a in attention]), ffn_tokens=total([f.tokens for f in ffn]),
+        dims.text, tokens=total([a.tokens if a.tokens is not None else f.dense_tokens for a, f in zip(attention, ffn)]),
+        pairs=total([a.pairs for a in attention]), ffn_tokens=total([f.tokens for f in ffn]),
         selection_vectors=total([v for a in attention for v in (a.score_dots, a.key_means, a.query_means)]),
         logit_rows=rows)
     dense = llm_forward_flops(dims.text, tokens=tokens, pairs=total([a.dense_pairs for a in attention]),

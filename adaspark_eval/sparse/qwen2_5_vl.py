@@ -12,7 +12,7 @@ pre-hook on the multimodal model that reads the token layout. Nothing of transfo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -32,11 +32,28 @@ IMPLEMENTATION = "adaspark"
 _DENSE_IMPLEMENTATION = "sdpa"
 
 
+class LayerRule(Protocol):
+    """A peer method's say over each layer (``adaspark_eval.methods``), consulted by the runtime before its
+    own config. Every hook may answer None: the layer then runs as the config says."""
+
+    def prefill(self, inputs: dict[str, Any]) -> None:
+        """A new sequence: the multimodal model's call arguments (``input_ids``, grids, ``attention_mask``)."""
+
+    def attend(self, layer: int, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
+               scaling: float) -> tuple[Tensor, AttentionStats] | None:
+        """The layer's attention: output (B, Sq, H, D) and its statistics (``dense_pairs`` is set by the
+        runtime). query (B, H, Sq, D), key/value (B, Hkv, Sk, D) post-RoPE."""
+
+    def ffn_keep(self, layer: int, q_len: int) -> Tensor | None:
+        """(B, Sq) bool, tokens the layer's MLP computes (the others get no FFN update)."""
+
+
 class AdaSpark:
     """The AdaSpark state of one model: its config, the layout of the sequence in flight, and records.
 
     ``records`` holds one ``ForwardRecord`` per language-model call since the last prefill (the
-    prefill first, then each decode step).
+    prefill first, then each decode step). ``rule``: a peer method's ``LayerRule`` (set by
+    ``adaspark_eval.methods.attach``), or None.
     """
 
     def __init__(self, model: nn.Module, config: AdaSparkConfig) -> None:
@@ -45,6 +62,7 @@ class AdaSpark:
         self.enabled = True
         self.layout: TokenLayout | None = None
         self.records: list[ForwardRecord] = []
+        self.rule: LayerRule | None = None
         self._residuals: dict[int, Tensor] = {}
         self._handles: list[Any] = []
         self._mlps: dict[int, nn.Module] = {}
@@ -124,6 +142,8 @@ class AdaSpark:
                 attention_mask=kwargs.get("attention_mask"),
             )
             self.records = [ForwardRecord("prefill", q_len, q_len, bsz)]
+            if self.rule is not None:
+                self.rule.prefill({**kwargs, "input_ids": input_ids})
         else:
             self.layout = self.layout.append_text(past + q_len - self.layout.seq_len)
             self.records.append(ForwardRecord("decode", q_len, past + q_len, bsz))
@@ -164,8 +184,9 @@ class AdaSparkMLP(nn.Module):
         valid = layout_now.unit != PAD
         visual = layout_now.is_visual
         functions = dispatch.ffn_functions(runtime.config.backend, hidden)
+        pruned = runtime.rule.ffn_keep(self.layer, q_len) if runtime.rule is not None else None
         if rule is None:
-            keep = torch.ones_like(visual)
+            keep = torch.ones_like(visual) if pruned is None else pruned
         else:
             groups = group_ids(layout_now, rule.group)
             keep = functions.keep_tokens(residual, groups, rule)
@@ -175,8 +196,10 @@ class AdaSparkMLP(nn.Module):
             visual_kept=(keep & visual).sum(dim=1),
             visual=visual.sum(dim=1),
         )
-        if rule is None or bool(keep.all()):
+        if (rule is None and pruned is None) or bool(keep.all()):
             return dense(hidden)
+        if rule is None:  # tokens a method pruned: no FFN update
+            return functions.sparse_ffn(dense, hidden, keep, group_ids(layout_now, "cube"), "none")
         return functions.sparse_ffn(dense, hidden, keep, groups, rule.compensation)
 
 
@@ -225,6 +248,12 @@ def _recorded_attention(runtime: AdaSpark, record: ForwardRecord, module: nn.Mod
     bsz, heads, q_len, head_dim = query.shape
     scale = scaling if scaling is not None else head_dim**-0.5
     dense = dense_pairs(attention_mask, q_len, key.shape[2], bsz, heads, query.device)
+    planned = runtime.rule.attend(module.layer_idx, query, key, value, attention_mask, scale) if runtime.rule else None
+    if planned is not None:
+        output, stats = planned
+        stats.dense_pairs = dense
+        record.attention[module.layer_idx] = stats
+        return output
     rule, _ = runtime.layer_config(module.layer_idx)
     if rule is None:
         record.attention[module.layer_idx] = AttentionStats(pairs=dense, dense_pairs=dense)

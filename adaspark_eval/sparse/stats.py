@@ -26,6 +26,8 @@ class AttentionStats:
         query_means: (B,) query vectors summed into unit means (``select=cube``), over all heads.
         pairs: (B,) key/query pairs attended, over all heads.
         dense_pairs: (B,) key/query pairs dense causal attention computes, over all heads.
+        tokens: (B,) tokens through the q/k/v/o projections, or None for every real token (a method that
+            prunes tokens, such as FastV, sets it).
     """
 
     kept_fraction: Tensor | None = None
@@ -36,6 +38,7 @@ class AttentionStats:
     query_means: Tensor | None = None
     pairs: Tensor | None = None
     dense_pairs: Tensor | None = None
+    tokens: Tensor | None = None
 
 
 @dataclass

@@ -1,0 +1,104 @@
+"""The interface every method of the harness shares.
+
+A method is a frozen dataclass whose fields are its settings (validated at construction, read from
+text by ``from_dict``, hashed by ``key``). It runs on the AdaSpark runtime and changes only what it
+overrides of four hooks, each a no-op here:
+
+- ``config``: the AdaSpark knobs the runtime runs with (``dense`` turns both modules off);
+- ``rule``: a ``LayerRule`` the runtime consults in every layer (``window``, ``fastv``);
+- ``video``: how videos are read (``frames``);
+- ``count``: the sample's FLOPs from the runtime's records (``frames`` counts dense against the full
+  frame count).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
+
+from adaspark_eval.config import AdaSparkConfig, ConfigError
+from adaspark_eval.flops.counter import GridsLike, count_sample
+from adaspark_eval.flops.dims import ModelDims
+from adaspark_eval.flops.sample import SampleFlops
+from adaspark_eval.sparse.stats import ForwardRecord
+
+if TYPE_CHECKING:
+    from adaspark_eval.lmms.inputs import VideoSettings
+    from adaspark_eval.sparse.qwen2_5_vl import AdaSpark, LayerRule
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method: ``name`` (the ``--method`` value), ``summary`` (one line for help and the README), and its
+    settings as dataclass fields, each with a default."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the setting and the fix when a setting is out of range."""
+
+    def config(self, knobs: AdaSparkConfig) -> AdaSparkConfig:
+        """The AdaSpark knobs the runtime runs with, from the knobs given (idempotent)."""
+        return knobs
+
+    def rule(self, runtime: AdaSpark) -> LayerRule | None:
+        """The per-layer rule ``runtime`` consults (``runtime.rule``), or None."""
+        return None
+
+    def video(self, video: VideoSettings, dims: ModelDims) -> VideoSettings:
+        """How videos are read for this method, from the run's settings ``video``."""
+        return video
+
+    def count(self, dims: ModelDims, records: Sequence[ForwardRecord], *, video_grid_thw: GridsLike,
+              image_grid_thw: GridsLike, video: VideoSettings) -> SampleFlops:
+        """FLOPs of one sample (batch of 1) from the runtime's ``records``; ``video``: the run's settings
+        (before ``self.video``)."""
+        return count_sample(dims, records, video_grid_thw=video_grid_thw, image_grid_thw=image_grid_thw)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings by name (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    def describe(self, config: AdaSparkConfig) -> dict[str, Any]:
+        """What reports label a run by (its summary ``config``): the knobs run with, then the settings."""
+        return {**config.to_dict(), **self.settings()}
+
+    def key(self) -> str:
+        """Short stable hash of the name and settings."""
+        payload = json.dumps({"method": self.name, **self.settings()}, sort_keys=True)
+        return hashlib.sha1(payload.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Method:
+        """Build from settings whose values may be text (``"2"``, ``"0.5"``), as from a CLI or model args."""
+        hints = get_type_hints(cls)
+        parsed = {}
+        for name, value in values.items():
+            kind = hints[name]
+            try:
+                parsed[name] = kind(value) if kind in (int, float) else value
+            except ValueError:
+                raise ConfigError(f"{name}={value!r} is not a number: pass e.g. {name}="
+                                  f"{getattr(cls, name)}") from None
+        return cls(**parsed)
+
+
+def fraction(name: str, value: float) -> None:
+    """Check a setting in (0, 1]."""
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(f"{name}={value} is outside (0, 1]: pass e.g. {name}=0.5")
+
+
+def dense_knobs(knobs: AdaSparkConfig, cube: tuple[int, int, int] = AdaSparkConfig.cube) -> AdaSparkConfig:
+    """AdaSpark with both modules off (the stock numerics) on cubes ``cube``, keeping of ``knobs`` only
+    those that do not change results (memory, kernels)."""
+    return AdaSparkConfig(cube=cube, attention=False, ffn=False, query_chunk=knobs.query_chunk,
+                          backend=knobs.backend)
