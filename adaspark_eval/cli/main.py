@@ -9,11 +9,12 @@ from adaspark_eval.cli.flops_cmd import flops_command
 from adaspark_eval.cli.inspect_cmd import inspect_command
 from adaspark_eval.cli.niah_cmd import niah_app
 from adaspark_eval.cli.report_cmd import report_app
-from adaspark_eval.cli.run_cmd import run_command
+from adaspark_eval.cli.run_cmd import run_command, sweep_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Evaluate AdaSpark adaptive sparsity on Qwen2.5-VL long-video benchmarks.")
 app.command("run")(run_command)
+app.command("sweep")(sweep_command)
 app.command("inspect")(inspect_command)
 app.add_typer(data_app, name="data")
 app.command("flops")(flops_command)

@@ -1,56 +1,101 @@
-"""``adaspark-eval run``: evaluate AdaSpark on one or more benchmarks through lmms-eval, from local data."""
+"""``adaspark-eval run`` and ``adaspark-eval sweep``: evaluate AdaSpark on benchmarks through lmms-eval,
+from local data. ``run`` evaluates one config into one run folder; ``sweep`` takes comma-separated
+lists on any knob (``--p 0.6,0.8,1.0 --cube 2,4``) and evaluates their grid, one run folder each."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from adaspark_eval.benchmarks import DATA_ROOT_ENV, data_root, parse_tasks
-from adaspark_eval.cli.common import friendly, with_knobs
-from adaspark_eval.config import AdaSparkConfig
+from adaspark_eval.benchmarks import DATA_ROOT_ENV, Benchmark, data_root, parse_tasks
+from adaspark_eval.benchmarks.demo import demo_root
+from adaspark_eval.cli.common import fail, friendly, with_knobs
 from adaspark_eval.evaluation.runner import check_data, evaluate
+from adaspark_eval.evaluation.sweep import grid, sweep
 from adaspark_eval.lmms.inputs import VideoSettings
-from adaspark_eval.lmms.model import AdaSparkLMM, run_key
+from adaspark_eval.lmms.model import AdaSparkLMM
+from adaspark_eval.reporting.load import load_results
+from adaspark_eval.reporting.render import render
+from adaspark_eval.reporting.tables import report_tables
+from adaspark_eval.results.store import RunStore
 
 
-@with_knobs()
-@friendly
-def run_command(
-    config: AdaSparkConfig,
-    task: Annotated[str, typer.Option(help="videomme, mlvu_dev, videoniah; comma-separated for several")],
-    model: Annotated[str, typer.Option(help="tiny, a checkpoint directory, or a cached hub name")] = "tiny",
-    data_root_dir: Annotated[Path | None, typer.Option(
-        "--data-root", envvar=DATA_ROOT_ENV, help="the data root: <root>/<task>/... (see `data check`)")] = None,
-    output: Annotated[Path | None, typer.Option(help="run folder (default results/<tasks>-<config key>/)")] = None,
-    limit: Annotated[int | None, typer.Option(help="samples per task (for a quick look)")] = None,
-    device: Annotated[str | None, typer.Option(help="cuda, cuda:1, cpu (default: cuda when available)")] = None,
-    dtype: Annotated[str, typer.Option(help="bfloat16 | float16 | float32")] = "bfloat16",
-    frames: Annotated[int, typer.Option(help="frames sampled per video (lmms-eval's max_num_frames)")] = 32,
-    fps: Annotated[float | None, typer.Option(help="sample frames at this rate instead of --frames")] = None,
-    min_pixels: Annotated[int, typer.Option(help="fewest pixels per frame")] = VideoSettings.min_pixels,
-    max_pixels: Annotated[int, typer.Option(help="most pixels per frame")] = VideoSettings.max_pixels,
-) -> None:
-    """Check the data, run the sparse model through lmms-eval, write samples.jsonl and summary.json."""
-    benchmarks = parse_tasks(task)
-    root = data_root(data_root_dir)
-    for check in check_data(benchmarks, root):
-        if check.missing:
-            typer.secho(f"warning: {check.benchmark}: {len(check.missing)} of {check.videos} videos missing; their "
-                        "samples are recorded as errors "
-                        f"(adaspark-eval data check --task {check.benchmark} lists them)",
-                        err=True, fg=typer.colors.YELLOW)
-    video = VideoSettings(frames, fps, min_pixels, max_pixels)
-    names = "+".join(b.name for b in benchmarks)
-    folder = output or Path("results") / f"{names}-{run_key(config, model, video, dtype)}"
-    lm = AdaSparkLMM(pretrained=model, device=device, dtype=dtype, max_num_frames=frames, fps=fps,
-                     min_pixels=min_pixels, max_pixels=max_pixels, output=folder, **config.to_dict())
-    summary = evaluate(lm, benchmarks, root, limit=limit)
-    for name, value in summary["scores"].items():
-        typer.echo(f"{name:<40} {value:6.2f}")
-    latency = summary["latency"]
-    typer.echo(f"{summary['n_samples']} samples, {summary['n_errors']} errors"
-               + (f", {latency['prefill_s']:.3f} s prefill / {latency['total_s']:.3f} s per sample" if latency else "")
-               + "".join(f", FLOP reduction {k} {v:.1%}" for k, v in summary["flop_reduction"].items()))
-    typer.echo(f"results: {lm.store.folder}")
+def resolve_root(benchmarks: list[Benchmark], given: Path | None) -> Path:
+    """The data root; with none given for VideoNIAH alone, the generated offline demo set."""
+    if given is None and [b.name for b in benchmarks] == ["videoniah"]:
+        root = demo_root()
+        typer.secho(f"no --data-root: using the generated VideoNIAH demo set at {root}", err=True)
+        return root
+    return data_root(given)
+
+
+def _command(many: bool) -> Callable[..., None]:
+    """The ``run`` (``many=False``) or ``sweep`` command: the same flags, one point or a grid."""
+
+    @with_knobs(parse=False)
+    @friendly
+    def command(
+        knobs: dict[str, str],
+        task: Annotated[str, typer.Option(help="videomme, mlvu_dev, videoniah; comma-separated for several")],
+        model: Annotated[str, typer.Option(help="auto (the 7B in the local HF cache, else the embedded niah-small), "
+                                                "niah-small, tiny, a checkpoint directory, or a cached hub name")] = "auto",
+        data_root_dir: Annotated[Path | None, typer.Option(
+            "--data-root", envvar=DATA_ROOT_ENV,
+            help="the data root: <root>/<task>/... (see `data check`); VideoNIAH alone defaults to the demo set")] = None,
+        output: Annotated[Path | None, typer.Option(
+            help="run folder (sweep: the folder of its run folders); default under results/")] = None,
+        limit: Annotated[int | None, typer.Option(help="samples per task (for a quick look)")] = None,
+        device: Annotated[str | None, typer.Option(help="cuda, cuda:1, cpu (default: cuda when available)")] = None,
+        dtype: Annotated[str, typer.Option(help="bfloat16 | float16 | float32")] = "bfloat16",
+        frames: Annotated[int, typer.Option(help="frames sampled per video (lmms-eval's max_num_frames)")] = 32,
+        fps: Annotated[float | None, typer.Option(help="sample frames at this rate instead of --frames")] = None,
+        min_pixels: Annotated[int, typer.Option(help="fewest pixels per frame")] = VideoSettings.min_pixels,
+        max_pixels: Annotated[int, typer.Option(help="most pixels per frame")] = VideoSettings.max_pixels,
+        share: Annotated[bool, typer.Option(help="sweep: decode and encode each video once for all points "
+                                                 "(--no-share: once per point, for latency comparisons)")] = True,
+    ) -> None:
+        points = grid(knobs)
+        if not many and len(points) > 1:
+            raise fail(f"{len(points)} configs given ({', '.join(p.name for p in points)}): "
+                       "use `adaspark-eval sweep` for lists of values")
+        benchmarks = parse_tasks(task)
+        root = resolve_root(benchmarks, data_root_dir)
+        for check in check_data(benchmarks, root):
+            if check.missing:
+                typer.secho(f"warning: {check.benchmark}: {len(check.missing)} of {check.videos} videos missing; "
+                            f"their samples are recorded as errors (adaspark-eval data check --task {check.benchmark} "
+                            "lists them)", err=True, fg=typer.colors.YELLOW)
+        names = "+".join(b.name for b in benchmarks)
+        lm = AdaSparkLMM(pretrained=model, device=device, dtype=dtype, max_num_frames=frames, fps=fps,
+                         min_pixels=min_pixels, max_pixels=max_pixels, **points[0].config.to_dict())
+        if many:
+            tag = hashlib.sha1("|".join(lm.config_key + p.name for p in points).encode()).hexdigest()[:8]
+            folder = output or Path("results") / f"sweep-{names}-{tag}"
+            sweep(lm, benchmarks, root, points, folder, limit=limit, share=share)
+        else:
+            folder = output or Path("results") / f"{names}-{lm.config_key}"
+            lm.store = RunStore(folder)
+            evaluate(lm, benchmarks, root, limit=limit)
+        _print_overview(folder)
+
+    command.__doc__ = (
+        "Evaluate a grid of configs (comma-separated values on any knob), one run folder each; each video is "
+        "decoded and encoded once for all points." if many else
+        "Check the data, evaluate one config through lmms-eval, write samples.jsonl and summary.json.")
+    return command
+
+
+def _print_overview(folder: Path) -> None:
+    """The first table of ``report table`` for the runs under ``folder`` (score, FLOPs, latency)."""
+    tables = report_tables(load_results(folder))
+    for title, table in list(tables.items())[: len({t.split(':')[0] for t in tables})]:
+        typer.echo(render({title: table}, "markdown"))
+    typer.echo(f"results: {folder}")
+
+
+run_command: Any = _command(many=False)
+sweep_command: Any = _command(many=True)

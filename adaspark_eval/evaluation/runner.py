@@ -53,7 +53,7 @@ def evaluate(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, limit
     from lmms_eval.tasks import TaskManager
 
     lm.served = []
-    with _environment(DATA_ROOT_ENV, str(root)):
+    with environment(DATA_ROOT_ENV, str(root)):
         manager = TaskManager("WARNING", include_path=str(tasks_dir()), include_defaults=False)
         results = simple_evaluate(model=lm, tasks=[b.lmms_task for b in benchmarks], limit=limit,
                                   gen_kwargs=gen_kwargs, task_manager=manager, log_samples=False, bootstrap_iters=0,
@@ -64,7 +64,7 @@ def evaluate(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, limit
 
 
 @contextmanager
-def _environment(name: str, value: str) -> Iterator[None]:
+def environment(name: str, value: str) -> Iterator[None]:
     """Set environment variable ``name`` for the block (lmms-eval tasks read the data root from it)."""
     previous = os.environ.get(name)
     os.environ[name] = value

@@ -4,7 +4,8 @@ recorded in a run folder (``results.store.RunStore``) as it finishes.
 Model args (``--model_args k=v,...``): ``pretrained`` (``tiny``, a checkpoint directory or a cached hub
 name), ``device``, ``dtype``, ``max_num_frames``, ``fps``, ``min_pixels``, ``max_pixels`` (video reading
 as lmms-eval's stock ``qwen2_5_vl``, see ``inputs``), ``output`` (run folder; default
-``results/<config_key>``) and every AdaSpark knob (``p=0.8``, ``cube=4x4x4``, ``dense_layers=0;1``, ...).
+``results/<config_key>``), every AdaSpark knob (``p=0.8``, ``cube=4x4x4``, ``dense_layers=0;1``, ...), and
+``method`` (``adaspark``, or a peer: ``adaspark_eval.methods``) with its settings (``window=1``, ...).
 
 A sample already in the run folder under the same key (task, sample id, config key) is answered from
 there without computing; a stored error is tried again. A missing or undecodable video makes that
@@ -31,9 +32,11 @@ from transformers import PreTrainedTokenizerBase
 from adaspark_eval.benchmarks import BENCHMARKS, Benchmark
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.data.video import VideoError
-from adaspark_eval.flops.counter import count_sample
+from adaspark_eval.evaluation.shared import SharedWork
+from adaspark_eval.flops.dims import ModelDims
 from adaspark_eval.lmms.inputs import VideoSettings, build_inputs
 from adaspark_eval.lmms.timing import GenerationTimer
+from adaspark_eval.methods import Method, make_method, split_settings
 from adaspark_eval.models.loading import AUTO, load_model
 from adaspark_eval.results.schema import SampleRecord
 from adaspark_eval.results.store import RunStore, SampleKey, sample_key
@@ -41,14 +44,18 @@ from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
 
 METHOD = "adaspark"
 KNOBS = tuple(f.name for f in dataclasses.fields(AdaSparkConfig))
-MODEL_ARGS = ("pretrained", "device", "dtype", "max_num_frames", "fps", "min_pixels", "max_pixels", "output")
+MODEL_ARGS = ("pretrained", "device", "dtype", "max_num_frames", "fps", "min_pixels", "max_pixels", "output",
+              "method")
 
 
-def run_key(config: AdaSparkConfig, model: str, video: VideoSettings, dtype: str) -> str:
+def run_key(config: AdaSparkConfig, model: str, video: VideoSettings, dtype: str, method: Method | None = None) -> str:
     """``adaspark-<hash>``: the config key of results; changes with any knob, the model, the video
     reading or the dtype, so results of another setup are never reused."""
     payload = {"knobs": config.key(), "model": model, "video": dataclasses.asdict(video), "dtype": dtype}
-    return f"{METHOD}-" + hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    name = method.name if method is not None else METHOD
+    if name != METHOD:  # a peer method's settings; AdaSpark runs keep the keys they had before methods
+        payload["method"] = {"name": name, **method.settings()}
+    return f"{name}-" + hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class AdaSparkLMM(lmms):
@@ -68,38 +75,46 @@ class AdaSparkLMM(lmms):
         output: str | Path | None = None,
         batch_size: int | str = 1,
         max_batch_size: int | None = None,  # passed by lmms-eval's evaluator; one sample at a time here
+        method: str = METHOD,
         **knobs: Any,
     ) -> None:
         super().__init__()
+        settings, knobs = split_settings(knobs)
         unknown = sorted(set(knobs) - set(KNOBS))
         if unknown:
-            raise ValueError(f"unknown adaspark model arg(s) {unknown}: pass {', '.join(MODEL_ARGS)} or an "
-                             f"AdaSpark knob ({', '.join(KNOBS)})")
+            raise ValueError(f"unknown adaspark model arg(s) {unknown}: pass {', '.join(MODEL_ARGS)}, a method "
+                             f"setting or an AdaSpark knob ({', '.join(KNOBS)})")
         if str(batch_size) != "1":
             raise ValueError(f"adaspark runs one sample at a time (batch_size={batch_size}): pass --batch_size 1")
         config = AdaSparkConfig.from_dict({k: _knob_text(v) for k, v in knobs.items()})
+        self.method = make_method(str(method), {k: _knob_text(v) for k, v in settings.items()})
         self.model_name = str(pretrained)
         self.dtype = str(dtype)
         self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.video = VideoSettings(int(max_num_frames), None if fps is None else float(fps), int(min_pixels),
-                                   int(max_pixels))
+        self.base_video = VideoSettings(int(max_num_frames), None if fps is None else float(fps), int(min_pixels),
+                                        int(max_pixels))  # as given; ``video``: as the method reads videos
         self.loaded = load_model(self.model_name, device=str(self._device), dtype=self.dtype)
         self.model_name = self.loaded.name  # "auto" resolved: results are keyed by the model really used
         for sizes in (self.loaded.processor.image_processor, self.loaded.processor.video_processor):
-            sizes.size = {"shortest_edge": self.video.min_pixels, "longest_edge": self.video.max_pixels}
-        self.sparse = AdaSpark.attach(self.loaded.model, config)
+            sizes.size = {"shortest_edge": self.base_video.min_pixels, "longest_edge": self.base_video.max_pixels}
+        self.dims = ModelDims.from_config(self.loaded.model.config)
+        self.sparse = AdaSpark.attach(self.loaded.model, self.method.config(config))
         self.configure(config)
         self.store = RunStore(output if output is not None else Path("results") / self.config_key)
+        self.shared = SharedWork()  # one sample's memo; a sweep keeps it across its points
         self.served: list[SampleKey] = []
 
     @property
     def config(self) -> AdaSparkConfig:
         return self.sparse.config
 
-    def configure(self, config: AdaSparkConfig) -> None:
-        """Switch the AdaSpark knobs (no reload); later samples are keyed by the new config."""
-        self.sparse.config = config
-        self.config_key = run_key(config, self.model_name, self.video, self.dtype)
+    def configure(self, config: AdaSparkConfig, method: Method | None = None) -> None:
+        """Switch the AdaSpark knobs and, when given, the method (no reload); later samples are keyed by them."""
+        self.method = method or self.method
+        self.sparse.config = self.method.config(config)
+        self.sparse.rule = self.method.rule(self.sparse)
+        self.video = self.method.video(self.base_video, self.dims)
+        self.config_key = run_key(self.sparse.config, self.model_name, self.base_video, self.dtype, self.method)
 
     @property
     def device(self) -> torch.device:
@@ -123,11 +138,15 @@ class AdaSparkLMM(lmms):
         """Answer each request (``args = (context, doc_to_messages, gen_kwargs, doc_id, task, split)``)."""
         answers = []
         for request in tqdm(requests, desc="adaspark", disable=self.rank != 0):
-            _, doc_to_messages, gen_kwargs, doc_id, task, split = request.args
-            doc = self.task_dict[task][split][doc_id]
-            record = self.answer(task, doc_id, doc, partial(doc_to_messages, doc), gen_kwargs)
-            answers.append(record["prediction"] or "")
+            self.shared.next_sample()
+            answers.append(self.answer_request(request)["prediction"] or "")
         return answers
+
+    def answer_request(self, request: Instance) -> SampleRecord:
+        """``answer`` for one lmms-eval request."""
+        _, doc_to_messages, gen_kwargs, doc_id, task, split = request.args
+        doc = self.task_dict[task][split][doc_id]
+        return self.answer(task, doc_id, doc, partial(doc_to_messages, doc), gen_kwargs)
 
     def answer(self, task: str, doc_id: int, doc: dict[str, Any], messages: Callable[[], list[dict[str, Any]]],
                gen_kwargs: dict[str, Any]) -> SampleRecord:
@@ -140,7 +159,7 @@ class AdaSparkLMM(lmms):
         record: SampleRecord = {
             "task": benchmark.name if benchmark else task,
             "sample_id": benchmark.sample_id(doc) if benchmark else str(doc_id),
-            "config_key": self.config_key, "method": METHOD,
+            "config_key": self.config_key, "method": self.method.name,
             "prediction": None, "answer": benchmark.gold(doc) if benchmark else "", "correct": None, "error": None,
             "parsed": None, "category": benchmark.category(doc) if benchmark else {},
             **(benchmark.record_fields(doc) if benchmark else {}),
@@ -151,7 +170,8 @@ class AdaSparkLMM(lmms):
         if stored is not None and stored["error"] is None:
             return stored
         try:
-            inputs, record["prompt"] = build_inputs(self.loaded.processor, messages(), self.video)
+            inputs, record["prompt"] = self.shared.inputs(
+                key[:2], lambda: _on_device(build_inputs(self.loaded.processor, messages(), self.video), self.device))
         except VideoError as error:
             record["error"] = str(error)
         else:
@@ -166,7 +186,6 @@ class AdaSparkLMM(lmms):
     def _generate(self, inputs: Any, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
         """Greedy (or sampled) generation with lmms-eval's stock defaults; prediction, latency, tokens,
         FLOPs (actual and dense, per component) and per-layer statistics of the prefill."""
-        inputs = inputs.to(self.device)
         settings = {"max_new_tokens": 128, "temperature": 0.0, "top_p": None, "num_beams": 1, **gen_kwargs}
         sample = settings["temperature"] > 0
         model = self.loaded.model
@@ -183,8 +202,8 @@ class AdaSparkLMM(lmms):
         visual = torch.isin(prompt_ids, torch.tensor([config.video_token_id, config.image_token_id],
                                                      device=prompt_ids.device))
         records = self.sparse.records
-        flops = count_sample(config, records, video_grid_thw=inputs.get("video_grid_thw"),
-                             image_grid_thw=inputs.get("image_grid_thw"))
+        flops = self.method.count(self.dims, records, video_grid_thw=inputs.get("video_grid_thw"),
+                                  image_grid_thw=inputs.get("image_grid_thw"), video=self.base_video)
         return {
             "prediction": self.loaded.processor.batch_decode(generated[None], skip_special_tokens=True,
                                                              clean_up_tokenization_spaces=False)[0],
@@ -195,6 +214,11 @@ class AdaSparkLMM(lmms):
             "layers": [{k: row[k] for k in ("layer", "kept_cube_fraction", "ffn_active_fraction", "entropy")}
                        for row in records[0].layer_summary(self.sparse.num_layers)],
         }
+
+
+def _on_device(built: tuple[Any, str], device: torch.device) -> tuple[Any, str]:
+    inputs, prompt = built
+    return inputs.to(device), prompt
 
 
 def _knob_text(value: Any) -> Any:

@@ -50,11 +50,10 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
 
 
 class RunStore:
-    """The samples and summary of one run folder."""
+    """The samples and summary of one run folder (created on the first write)."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.samples_path = self.folder / SAMPLES
         self.summary_path = self.folder / SUMMARY
         self._repair_tail()
@@ -78,6 +77,7 @@ class RunStore:
         if missing:
             raise ValueError(f"sample record lacks {missing}")
         line = json.dumps(record, sort_keys=True, default=str)
+        self.folder.mkdir(parents=True, exist_ok=True)
         with self.samples_path.open("a") as handle:
             handle.write(line + "\n")
             handle.flush()

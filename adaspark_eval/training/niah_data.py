@@ -90,7 +90,9 @@ def training_example(processor: Qwen2_5_VLProcessor, spec: StreamSpec, index: in
     input_ids = torch.cat([inputs["input_ids"][0], answer])
     labels = torch.full_like(input_ids, IGNORE)
     labels[-answer.numel():] = answer
-    return {"input_ids": input_ids, "labels": labels, "pixel_values_videos": inputs["pixel_values_videos"],
+    token_types = torch.cat([inputs["mm_token_type_ids"][0], torch.zeros_like(answer)])
+    return {"input_ids": input_ids, "labels": labels, "mm_token_type_ids": token_types,
+            "pixel_values_videos": inputs["pixel_values_videos"],
             "video_grid_thw": inputs["video_grid_thw"], "second_per_grid_ts": inputs["second_per_grid_ts"],
             "gold": doc["gt_option"], "options": doc["options"], "prompt_length": inputs["input_ids"].shape[1]}
 
@@ -121,16 +123,21 @@ def quiet_worker(worker_id: int) -> None:
 
 
 def collate(samples: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
-    """Right-pad ids and labels to one batch; concatenate the videos' patches and grids."""
+    """Right-pad ids, labels and token types to one batch; concatenate the videos' patches and grids.
+
+    ``mm_token_type_ids`` (1 at image, 2 at video tokens) must reach the model: transformers builds
+    Qwen2.5-VL's 3D (time, height, width) positions only when it is given."""
     length = max(s["input_ids"].numel() for s in samples)
     input_ids = torch.full((len(samples), length), pad_id, dtype=torch.long)
     labels = torch.full((len(samples), length), IGNORE, dtype=torch.long)
+    token_types = torch.zeros((len(samples), length), dtype=torch.long)
     attention_mask = torch.zeros((len(samples), length), dtype=torch.long)
     for row, sample in enumerate(samples):
         n = sample["input_ids"].numel()
         input_ids[row, :n], labels[row, :n], attention_mask[row, :n] = sample["input_ids"], sample["labels"], 1
+        token_types[row, :n] = sample["mm_token_type_ids"]
     return {
-        "input_ids": input_ids, "labels": labels, "attention_mask": attention_mask,
+        "input_ids": input_ids, "labels": labels, "attention_mask": attention_mask, "mm_token_type_ids": token_types,
         "pixel_values_videos": torch.cat([s["pixel_values_videos"] for s in samples]),
         "video_grid_thw": torch.cat([s["video_grid_thw"] for s in samples]),
         "second_per_grid_ts": torch.cat([s["second_per_grid_ts"] for s in samples]),

@@ -14,6 +14,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -24,7 +25,7 @@ from torch.utils.data import DataLoader
 from transformers import Qwen2_5_VLForConditionalGeneration
 
 from adaspark_eval.config import AdaSparkConfig
-from adaspark_eval.data.niah.generate import NiahSpec
+from adaspark_eval.data.niah.presets import EMBEDDED_NIAH
 from adaspark_eval.data.niah.scoring import parse_choice
 from adaspark_eval.models.tiny import build_processor, tiny_config
 from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
@@ -33,11 +34,10 @@ from adaspark_eval.training.niah_data import NiahStream, StreamSpec, collate, qu
 HELD_OUT_SEED = 10**6  # training seeds start at --seed; held-out ones here, never overlapping in practice
 
 
-def niah_stream_spec(seed: int, types: tuple[str, ...] = ("ret_insert1", "ret_insert2"), length: float = 8.0,
-                     size: int = 448, fps: float = 1.0, duration: float = 2.0, open_share: float = 0.0) -> StreamSpec:
-    """The videos of the embedded model: ``length`` s at ``fps`` of ``size``^2 frames (8 s at 1 fps of
-    448x448: 1,024 visual tokens)."""
-    niah = NiahSpec(types=types, lengths=(length,), size=(size, size), fps=fps, duration=duration)
+def niah_stream_spec(seed: int, types: tuple[str, ...] = EMBEDDED_NIAH.types, length: float = 8.0,
+                     size: int = 448, fps: float = 1.0, open_share: float = 0.0) -> StreamSpec:
+    """The videos of the embedded model (``presets.EMBEDDED_NIAH``), with its knobs overridable."""
+    niah = replace(EMBEDDED_NIAH, types=types, lengths=(length,), size=(size, size), fps=fps)
     return StreamSpec(niah=niah, seed=seed, open_share=open_share)
 
 
@@ -48,7 +48,9 @@ def answer_accuracy(model: torch.nn.Module, samples: list[dict], tokenizer, devi
     right = 0
     for sample in samples:
         length = sample["prompt_length"]
-        inputs = {"input_ids": sample["input_ids"][None, :length], "pixel_values_videos": sample["pixel_values_videos"],
+        inputs = {"input_ids": sample["input_ids"][None, :length],
+                  "mm_token_type_ids": sample["mm_token_type_ids"][None, :length],
+                  "pixel_values_videos": sample["pixel_values_videos"],
                   "video_grid_thw": sample["video_grid_thw"], "second_per_grid_ts": sample["second_per_grid_ts"]}
         output = model.generate(**{k: v.to(device) for k, v in inputs.items()}, max_new_tokens=16, do_sample=False)
         answer = tokenizer.decode(output[0, length:], skip_special_tokens=True)
@@ -78,7 +80,7 @@ def train(
     length: float = 8.0,
     fps: float = 1.0,
     open_share: Annotated[float, typer.Option(help="share of training samples asked as open questions")] = 0.5,
-    types: str = "ret_insert1,ret_insert2",
+    types: str = ",".join(EMBEDDED_NIAH.types),
     max_seconds: Annotated[float, typer.Option(help="stop early (then evaluate and save) after this long")] = 1e9,
     init: Annotated[Path | None, typer.Option(help="start from this checkpoint's weights")] = None,
     device: str = "cuda" if torch.cuda.is_available() else "cpu",

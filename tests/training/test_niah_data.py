@@ -26,6 +26,7 @@ def test_in_memory_encoding_matches_the_evaluation_path(tmp_path):
     exact, _ = build_inputs(processor, messages, VideoSettings(min_pixels=224 * 224, max_pixels=224 * 224))
     assert torch.equal(direct["input_ids"], exact["input_ids"])
     assert torch.equal(direct["video_grid_thw"], exact["video_grid_thw"])
+    assert torch.equal(direct["mm_token_type_ids"], exact["mm_token_type_ids"])  # 3D RoPE positions need them
     assert torch.equal(torch.as_tensor(direct["second_per_grid_ts"]), torch.as_tensor(exact["second_per_grid_ts"]))
     # pixels differ only by the H.264 round trip (normalised units)
     assert (direct["pixel_values_videos"] - exact["pixel_values_videos"]).abs().mean() < 0.1
@@ -37,6 +38,9 @@ def test_labels_cover_only_the_answer_and_batches_pad():
     for example in examples:
         answer = example["labels"][example["labels"] != IGNORE]
         assert processor.tokenizer.decode(answer) == example["options"]["ABCD".index(example["gold"])] + "<|im_end|>"
+    for example in examples:
+        assert int((example["mm_token_type_ids"] == 2).sum()) == int(example["video_grid_thw"].prod()) // 4
     batch = collate(examples, processor.tokenizer.pad_token_id)
+    assert batch["mm_token_type_ids"].shape == batch["input_ids"].shape
     assert batch["input_ids"].shape[0] == 2 and batch["video_grid_thw"].shape == (2, 3)
     assert batch["attention_mask"].sum() == sum(e["input_ids"].numel() for e in examples)
