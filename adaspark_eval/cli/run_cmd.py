@@ -18,6 +18,7 @@ from adaspark_eval.evaluation.runner import check_data, evaluate
 from adaspark_eval.evaluation.sweep import grid, sweep
 from adaspark_eval.lmms.inputs import VideoSettings
 from adaspark_eval.lmms.model import AdaSparkLMM
+from adaspark_eval.methods import METHODS, make_method
 from adaspark_eval.reporting.load import load_results
 from adaspark_eval.reporting.render import render
 from adaspark_eval.reporting.tables import report_tables
@@ -57,6 +58,13 @@ def _command(many: bool) -> Callable[..., None]:
         max_pixels: Annotated[int, typer.Option(help="most pixels per frame")] = VideoSettings.max_pixels,
         share: Annotated[bool, typer.Option(help="sweep: decode and encode each video once for all points "
                                                  "(--no-share: once per point, for latency comparisons)")] = True,
+        method: Annotated[str, typer.Option(help=f"{' | '.join(METHODS)}: AdaSpark or a peer method "
+                                                 "(README: Peer methods)")] = "adaspark",
+        window: Annotated[int | None, typer.Option(help="window: slabs of cube_t time steps read on each side")] = None,
+        fastv_layer: Annotated[int | None, typer.Option(help="fastv: prune after this layer (0-based)")] = None,
+        fastv_keep: Annotated[float | None, typer.Option(help="fastv: fraction of visual tokens kept")] = None,
+        frame_budget: Annotated[float | None, typer.Option(
+            help="frames: fraction of the full-frame dense LLM-prefill FLOPs")] = None,
     ) -> None:
         points = grid(knobs)
         if not many and len(points) > 1:
@@ -70,8 +78,12 @@ def _command(many: bool) -> Callable[..., None]:
                             f"their samples are recorded as errors (adaspark-eval data check --task {check.benchmark} "
                             "lists them)", err=True, fg=typer.colors.YELLOW)
         names = "+".join(b.name for b in benchmarks)
+        settings = {name: value for name, value in {"window": window, "fastv_layer": fastv_layer,
+                    "fastv_keep": fastv_keep, "frame_budget": frame_budget}.items() if value is not None}
+        make_method(method, settings)  # bad settings stop here, before the model loads
         lm = AdaSparkLMM(pretrained=model, device=device, dtype=dtype, max_num_frames=frames, fps=fps,
-                         min_pixels=min_pixels, max_pixels=max_pixels, **points[0].config.to_dict())
+                         min_pixels=min_pixels, max_pixels=max_pixels, method=method, **settings,
+                         **points[0].config.to_dict())
         if many:
             tag = hashlib.sha1("|".join(lm.config_key + p.name for p in points).encode()).hexdigest()[:8]
             folder = output or Path("results") / f"sweep-{names}-{tag}"

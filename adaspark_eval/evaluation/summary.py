@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adaspark_eval.benchmarks import Benchmark
-from adaspark_eval.lmms.model import METHOD, AdaSparkLMM
+from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.results.schema import RunSummary
 
 PACKAGES = ("adaspark-eval", "lmms_eval", "torch", "transformers", "qwen-vl-utils", "decord")
@@ -36,8 +36,8 @@ def build_summary(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], results: dic
     return {
         "run": lm.store.folder.name,
         "model": lm.model_name,
-        "method": METHOD,
-        "config": lm.config.to_dict(),
+        "method": lm.method.name,
+        "config": lm.method.describe(lm.config),
         "config_key": lm.config_key,
         "tasks": [b.name for b in benchmarks],
         "scores": scores(benchmarks, results),

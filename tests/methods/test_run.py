@@ -1,0 +1,50 @@
+"""``run --method``: a peer method through lmms-eval writes records and a summary that reports read as
+that method, its FLOPs counted by the same counter; bad method input stops before the model loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from adaspark_eval.cli.main import app
+from adaspark_eval.reporting.load import load_results
+from adaspark_eval.results.store import read_samples
+
+FAST = ["--model", "tiny", "--task", "mlvu_dev", "--limit", "1", "--device", "cpu", "--dtype", "float32",
+        "--min-pixels", "3136", "--max-pixels", "15680", "--frames", "4"]
+
+
+@pytest.mark.parametrize("flags, config, label", [
+    (["--method", "window", "--window", "0", "--cube", "1x2x2"], {"cube": [1, 2, 2], "window": 0},
+     "window cube=1x2x2 window=0"),
+    (["--method", "fastv", "--fastv-layer", "0", "--fastv-keep", "0.25"], {"fastv_layer": 0, "fastv_keep": 0.25},
+     "fastv fastv_keep=0.25 fastv_layer=0"),
+    (["--method", "frames", "--frame-budget", "0.5"], {"frame_budget": 0.5}, "frames frame_budget=0.5"),
+])
+def test_run_a_peer_method(benchmark_root: Path, tmp_path: Path, one_torch_thread, flags, config, label) -> None:
+    output = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--data-root", str(benchmark_root), "--output", str(output),
+                                      *FAST, *flags])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((output / "summary.json").read_text())
+    method = flags[1]
+    assert summary["method"] == method and summary["config"] == config
+    assert summary["config_key"].startswith(f"{method}-")
+    [record] = read_samples(output / "samples.jsonl")
+    assert record["method"] == method and record["error"] is None
+    assert 0 < record["flops"]["llm_prefill"]["reduction"] < 1
+    assert load_results(output).runs["label"].tolist() == [label]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--method", "fastv", "--window", "1"], "error: window is a setting of method window, not fastv"),
+    (["--method", "sparse"], "error: unknown method 'sparse': choose from adaspark, dense, topk"),
+    (["--method", "topk"], "error: method topk keeps a fixed fraction of cubes and tokens: pass --fixed-ratio R"),
+])
+def test_bad_method_input_is_one_line(benchmark_root: Path, flags, message) -> None:
+    result = CliRunner().invoke(app, ["run", "--data-root", str(benchmark_root), *FAST, *flags])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith(message), result.output
