@@ -38,12 +38,13 @@ def table_command(results: ResultsOption, fmt: FormatOption = "markdown", out: O
 def paper_command(
     results: ResultsOption,
     p: Annotated[list[float] | None, typer.Option(
-        "--p", help="AdaSpark p of the main table; repeat for several (default: every p run)")] = None,
+        "--p", help="AdaSpark p of the main and comparison tables; repeat for several (default: every p run)")] = None,
     fmt: FormatOption = "markdown",
     out: OutFileOption = None,
     model: ModelOption = None,
 ) -> None:
-    """The paper's main table (dense and AdaSpark at each --p) and the ablations the runs hold."""
+    """The paper's main table (dense and AdaSpark at each --p), the peer methods at AdaSpark's FLOPs (the
+    nearest run of each) and the ablations the runs hold."""
     _emit(render(paper_tables(load_results(results, model), p), fmt), out)
 
 

@@ -1,6 +1,6 @@
 """The paper's tables, laid out from the run configs: the main table (benchmarks x {dense, AdaSpark at
-the chosen p}, with FLOP reduction) and the ablation tables (top-p vs fixed ratio, mean compensation,
-cube size, attention-only / FFN-only).
+the chosen p}, with FLOP reduction), the peer methods at AdaSpark's FLOPs, and the ablation tables
+(top-p vs fixed ratio, mean compensation, cube size, attention-only / FFN-only).
 
 "AdaSpark" in the main table is the main series: every knob but ``p`` at its default. An ablation
 table holds the AdaSpark configs that agree on every knob except the ablated ones and ``p``, wherever
@@ -22,6 +22,7 @@ from adaspark_eval.reporting.load import Results
 TASK_NAMES = {"videomme": "VideoMME", "mlvu_dev": "MLVU dev", "videoniah": "VideoNIAH"}
 METHOD_NAMES = {"dense": "Dense", "adaspark": "AdaSpark"}
 REDUCTION = "FLOPs -% (LLM prefill)"
+MATCHED = "at FLOPs of"
 FLOPS_NOTE = "scores in %; FLOPs at 2 per multiply-add, reduction averaged over all samples of a row"
 
 
@@ -64,16 +65,32 @@ def main_table(results: Results, ps: Sequence[float] | None = None) -> pd.DataFr
     named like ``Dense`` and ``AdaSpark p=0.8``; ``ValueError`` naming the p values run when one of
     ``ps`` was not."""
     table = configs(results)
-    main = table[table["series"] == MAIN_SERIES]
-    missing = sorted(set(ps or ()) - set(main["p"]))
-    if missing:
-        raise ValueError(f"no AdaSpark run with default knobs at p={', '.join(map(str, missing))}: "
-                         f"runs exist at p={', '.join(map(str, sorted(main['p']))) or 'none'}")
-    keys = [*table.index[table["method"] == "dense"], *main.index[main["p"].isin(ps or main["p"])]]
+    keys = [*table.index[table["method"] == "dense"], *_main_keys(table, ps)]
     out = score_table(results, keys)
     out.index = [_paper_name(table.loc[key]) for key in keys]
     out.index.name = "method"
     return out
+
+
+def comparison_table(results: Results, ps: Sequence[float] | None = None) -> pd.DataFrame:
+    """Peer methods at AdaSpark's FLOPs: for each AdaSpark main-series config (at each of ``ps``,
+    default every p run) its row, then per peer method the config whose LLM-prefill FLOP reduction (mean
+    over all its samples) is nearest to it (ties to the cheaper); ``score_table`` columns after
+    ``MATCHED``, the AdaSpark row each row is matched to. Empty when no peer method was run."""
+    table = configs(results)
+    peers = table[~table["method"].isin(["dense", "adaspark"])]
+    if peers.empty:
+        return pd.DataFrame()
+    reduction = costs(results.samples, ["config_key"])["prefill_reduction"]
+    blocks = []
+    for anchor in _main_keys(table, ps):
+        distance = (reduction[peers.index] - reduction[anchor]).abs().round(6)  # percent; float noise is a tie
+        nearest = (pd.DataFrame({"method": peers["method"], "distance": distance, "cheaper": -reduction[peers.index]})
+                   .sort_values(["distance", "cheaper"], kind="stable").groupby("method", sort=False).head(1))
+        block = score_table(results, [anchor, *nearest.index])
+        block.insert(0, MATCHED, _paper_name(table.loc[anchor]))
+        blocks.append(block)
+    return pd.concat(blocks)
 
 
 def ablation_table(results: Results, ablation: Ablation) -> pd.DataFrame:
@@ -97,11 +114,25 @@ def ablation_table(results: Results, ablation: Ablation) -> pd.DataFrame:
 def paper_tables(results: Results, ps: Sequence[float] | None = None) -> dict[str, pd.DataFrame]:
     """The main table and every ablation the runs hold, by title."""
     tables = {f"Main table ({FLOPS_NOTE})": main_table(results, ps)}
+    comparison = comparison_table(results, ps)
+    if not comparison.empty:
+        tables[f"Peer methods at matched FLOPs ({FLOPS_NOTE})"] = comparison
     for ablation in ABLATIONS:
         table = ablation_table(results, ablation)
         if not table.empty:
             tables[f"Ablation: {ablation.title} ({FLOPS_NOTE})"] = table
     return tables
+
+
+def _main_keys(table: pd.DataFrame, ps: Sequence[float] | None) -> list[str]:
+    """Config keys of the AdaSpark main series at each of ``ps`` (default: every p run) in ``configs``
+    order; ``ValueError`` naming the p values run when one of ``ps`` was not."""
+    main = table[table["series"] == MAIN_SERIES]
+    missing = sorted(set(ps or ()) - set(main["p"]))
+    if missing:
+        raise ValueError(f"no AdaSpark run with default knobs at p={', '.join(map(str, missing))}: "
+                         f"runs exist at p={', '.join(map(str, sorted(main['p']))) or 'none'}")
+    return list(main.index[main["p"].isin(ps or main["p"])])
 
 
 def _variants(group: pd.DataFrame, knobs: Sequence[str]) -> int:

@@ -37,6 +37,8 @@ def test_paper_at_chosen_p(results_tree: Path) -> None:
     main = long[long["table"].str.startswith("Main table")]
     assert list(main["row"].unique()) == ["Dense", "AdaSpark p=0.8"]
     assert long["table"].str.startswith("Ablation: Cube size").any()
+    matched = long[long["table"].str.startswith("Peer methods at matched FLOPs")]
+    assert list(matched["row"].unique()) == ["adaspark p=0.8", "fastv p=0.5"]
 
 
 def test_paper_with_a_p_not_run_is_one_line(results_tree: Path) -> None:

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from adaspark_eval.reporting.load import Results, load_results
-from adaspark_eval.reporting.paper import ABLATIONS, REDUCTION, ablation_table, main_table, paper_tables
+from adaspark_eval.reporting.paper import (
+    ABLATIONS,
+    MATCHED,
+    REDUCTION,
+    ablation_table,
+    comparison_table,
+    main_table,
+    paper_tables,
+)
 
 SCORES = ["VideoMME (overall)", "MLVU dev (m_avg)", "VideoNIAH (overall)"]
 
@@ -65,4 +73,16 @@ def test_paper_tables_skip_ablations_not_run(results_tree: Path, tmp_path: Path)
     tables = paper_tables(load_results(tmp_path))
     assert [title.split(" (")[0] for title in tables] == ["Main table"]
     assert [title.split(" (")[0] for title in paper_tables(load_results(results_tree))] == [
-        "Main table", *(f"Ablation: {a.title}" for a in ABLATIONS)]
+        "Main table", "Peer methods at matched FLOPs", *(f"Ablation: {a.title}" for a in ABLATIONS)]
+
+
+def test_peer_methods_at_matched_flops(results: Results) -> None:
+    # fixture LLM-prefill reductions: AdaSpark p=0.6/0.8/0.9 -> 50/40/35 %, fastv p=0.5/0.7 -> 50/30 %
+    table = comparison_table(results)
+    assert list(table.columns) == [MATCHED, *SCORES, REDUCTION]
+    assert list(zip(table[MATCHED], table.index)) == [
+        ("AdaSpark p=0.6", "adaspark p=0.6"), ("AdaSpark p=0.6", "fastv p=0.5"),  # the nearest
+        ("AdaSpark p=0.8", "adaspark p=0.8"), ("AdaSpark p=0.8", "fastv p=0.5"),  # a tie: the cheaper
+        ("AdaSpark p=0.9", "adaspark p=0.9"), ("AdaSpark p=0.9", "fastv p=0.7")]
+    assert table[REDUCTION].tolist() == [50.0, 50.0, 40.0, 50.0, 35.0, 30.0]
+    assert list(comparison_table(results, [0.9]).index) == ["adaspark p=0.9", "fastv p=0.7"]
