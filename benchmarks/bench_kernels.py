@@ -175,14 +175,15 @@ def dense_sdpa(q: Tensor, k: Tensor, v: Tensor, backend: SDPBackend) -> Callable
         return repeated
 
 
-def flex_block_mask(tiles: CubeTiles, layout: TokenLayout, lists: Tensor, counts: Tensor):
+def flex_block_mask(tiles: CubeTiles, layout: TokenLayout, lists: Tensor, counts: Tensor, full_counts: Tensor):
     """FlexAttention ``BlockMask`` (in slot order, blocks of one tile) reading exactly the kernel's tiles:
     listed columns and visible fixed units; blocks wholly before the query tile need no ``mask_mod``."""
     from torch.nn.attention.flex_attention import BlockMask
 
     bsz, heads, units, cols = lists.shape
     tile = tiles.tile
-    listed = torch.arange(cols, device=lists.device) < counts[..., None]
+    entry = torch.arange(cols, device=lists.device)
+    listed = (entry < full_counts[..., None]) | (entry >= cols - (counts - full_counts)[..., None])
     columns = torch.where(listed, lists, 0).long()  # entries past a tile's count are unwritten
     unit_ids = tiles.columns[:, None, None, :].expand(-1, heads, units, -1).gather(3, columns)
     fixed = tiles.fixed[:, None, None, :].expand(-1, heads, units, -1).long()
@@ -247,7 +248,7 @@ def attention_section(tokens: int, device: torch.device, flex: Callable[..., Ten
         }
         if flex is not None and select == "cube":
             try:
-                mask = flex_block_mask(tiles, layout, selection.lists, selection.counts)
+                mask = flex_block_mask(tiles, layout, selection.lists, selection.counts, selection.full_counts)
                 flex_out = flex(*flex_inputs, block_mask=mask, scale=scale, enable_gqa=True)
                 run["flex_ms"] = median_ms(functools.partial(flex, *flex_inputs, block_mask=mask, scale=scale,
                                                              enable_gqa=True))

@@ -44,7 +44,8 @@ def _allowed(selection, tiles, layout, select: str) -> torch.Tensor:
         words = selection.bits[..., cols // 32]  # (B, H, U*T, C)
         per_slot = ((words >> (cols % 32)) & 1).bool()
     else:
-        taken = cols < selection.counts[..., None]
+        rest = (selection.counts - selection.full_counts)[..., None]
+        taken = (cols < selection.full_counts[..., None]) | (cols >= tiles.num_columns - rest)
         listed = torch.zeros(*selection.lists.shape[:3], tiles.num_columns + 1, dtype=torch.bool)
         listed.scatter_(3, torch.where(taken, selection.lists, tiles.num_columns).long(), True)
         listed = listed[..., :-1]

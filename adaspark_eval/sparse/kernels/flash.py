@@ -3,8 +3,8 @@
 One program per (sample, query head, query tile): the tile's ``T`` query slots attend, with an online
 softmax, to the key tiles of (1) the columns in the tile's list and (2) the fixed units that start at or
 before the tile's last position. Key tiles get the original token-level causal mask
-(``key position <= query position``) on the slots' positions, except the list's leading *full* tiles,
-which lie wholly before every query of the tile; with ``select=token`` each row also drops the columns its
+(``key position <= query position``) on the slots' positions, except the *full* tiles at the front of the
+list, which lie wholly before every query of the tile; with ``select=token`` each row also drops the columns its
 own top-p set left out (one bit per row and column).
 
 Keys and values are read from copies in slot order (``T`` rows per unit), so a key tile is one
@@ -96,8 +96,9 @@ def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, Slo
     full = tl.load(FullCounts + tile)
     m_i, l_i, acc = _attend_listed(q, KS + kv, VS + kv, key_pos, Lists, Columns, Bits, row_bits, b, tile, 0, full,
                                    qpos, m_i, l_i, acc, qk_scale, T, C, D, False, ROW_BITS)
-    m_i, l_i, acc = _attend_listed(q, KS + kv, VS + kv, key_pos, Lists, Columns, Bits, row_bits, b, tile, full,
-                                   tl.load(Counts + tile), qpos, m_i, l_i, acc, qk_scale, T, C, D, True, ROW_BITS)
+    m_i, l_i, acc = _attend_listed(q, KS + kv, VS + kv, key_pos, Lists, Columns, Bits, row_bits, b, tile,
+                                   C - (tl.load(Counts + tile) - full), C, qpos, m_i, l_i, acc, qk_scale, T, C, D,
+                                   True, ROW_BITS)
     for i in range(tl.load(FixedVisible + b * num_units + u)):
         unit = tl.load(Fixed + b * num_fixed + i)
         m_i, l_i, acc = _attend(q, KS + kv + unit * T * D, VS + kv + unit * T * D, key_pos + unit * T, qpos, valid,

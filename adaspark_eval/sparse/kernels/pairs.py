@@ -1,7 +1,7 @@
 """Key/query pairs the sparse attention computes, for FLOP accounting (``AttentionStats.pairs``).
 
-One program per (sample, query head, query tile) walks the same units as ``flash``. The list's leading
-full tiles (every key before every query) add ``keys x rows reading them``, taken a block of entries at a
+One program per (sample, query head, query tile) walks the same units as ``flash``. The list's full
+tiles (every key before every query) add ``keys x rows reading them``, taken a block of entries at a
 time; the other listed tiles and the visible fixed units are counted key by key against the causal mask
 (and the rows' bits with ``select=token``). Kept out of the attention kernel, whose registers it would
 crowd.
@@ -52,7 +52,7 @@ def _pairs_kernel(SlotPos, KeyPos, Columns, ColSize, Lists, Counts, FullCounts, 
         else:
             keys = keys[None, :] + tl.zeros([T, BLOCK], dtype=tl.int32)
         total += tl.sum(tl.where(qpos[:, None] >= 0, keys, 0), 1)
-    for i in range(full, tl.load(Counts + tile)):
+    for i in range(C - (tl.load(Counts + tile) - full), C):
         col = tl.load(Lists + tile.to(tl.int64) * C + i)
         seen = _visible(key_pos + tl.load(Columns + b * C + col) * T, qpos, T)
         if ROW_BITS:

@@ -12,7 +12,8 @@ query too, products below float32 precision skipped).
 A row's *allowed* columns are its kept candidates plus every column that is not a candidate (its own
 unit; units starting after it, which the causal mask hides anyway). A tile's list holds the allowed
 columns of any of its rows that start at or before the tile's last position: first the *full* ones (a
-whole tile of keys, all before the tile's first query: no causal mask needed), then the others.
+whole tile of keys, all before the tile's first query: no causal mask needed) from the front, the others
+from the back.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ class KernelSelection:
     """What the attention kernel reads, and per-row tallies for the statistics.
 
     Attributes:
-        lists: (B, H, U, C) int32 columns tile ``u`` reads (the first ``counts`` entries, the ``full_counts``
-            full ones first).
+        lists: (B, H, U, C) int32 columns tile ``u`` reads: ``full_counts`` full ones at the front,
+            ``counts - full_counts`` others at the back.
         counts, full_counts: (B, H, U) int32.
         bits: (B, H, U*T, C/32) int32 allowed columns of each query slot (``select=token``), else None.
         n_cand, n_kept: (B, H, R) int32 candidates and kept candidates of each selection row
@@ -93,13 +94,15 @@ def _store_rows(NCand, NKept, Entropy, row, row_mask, n_cand, n_kept, entropy):
 
 @triton.jit
 def _store_lists(Lists, Counts, FullCounts, tile, reads, full, tile_mask, C: tl.constexpr):
-    """Compact each row of ``reads`` (R, C) bool into ``Lists[tile, :count]``, the ``full`` columns first."""
+    """Compact each row of ``reads`` (R, C) bool into ``Lists[tile]``: the ``full`` columns from the front, the
+    others from the back (placing them after the full ones would broadcast a row sum, which Triton 3.6 fails to
+    lower)."""
     first = (reads & full).to(tl.int32)
     rest = (reads & ~full).to(tl.int32)
-    n_full = tl.sum(first, 1)
-    index = tl.where(full, tl.cumsum(first, 1), n_full[:, None] + tl.cumsum(rest, 1)) - 1
+    index = tl.where(full, tl.cumsum(first, 1) - 1, C - tl.cumsum(rest, 1))
     cols = tl.arange(0, C)[None, :] + index * 0
     tl.store(Lists + tile[:, None].to(tl.int64) * C + index, cols, mask=reads & tile_mask[:, None])
+    n_full = tl.sum(first, 1)
     tl.store(Counts + tile, n_full + tl.sum(rest, 1), mask=tile_mask)
     tl.store(FullCounts + tile, n_full, mask=tile_mask)
 
@@ -203,7 +206,7 @@ def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, 
                                    tiles.unit_first, tiles.unit_last, tiles.unit_col, chooses, tiles.col_first,
                                    tiles.col_last, tiles.col_size, bits, lists, counts, full_counts, n_cand, n_kept,
                                    entropy, T=tile, RB=block,
-                                   num_warps=8 if block * cols >= 16384 else 4, **rule)
+                                   num_warps=8 if block * cols >= 4096 else 4, **rule)
     else:
         block = 16
         bits = None
@@ -213,6 +216,6 @@ def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, 
         _select_cube_kernel[grid](query_means, means, tiles.unit_first, tiles.unit_last, tiles.unit_col, chooses,
                                   tiles.col_first, tiles.col_last, tiles.col_size, lists, counts, full_counts, n_cand,
                                   n_kept, entropy, T=tile, RB=block,
-                                  num_warps=8 if block * cols >= 16384 else 4, **rule)
+                                  num_warps=8 if block * cols >= 4096 else 4, **rule)
     return KernelSelection(lists=lists, counts=counts, full_counts=full_counts, bits=bits, n_cand=n_cand,
                            n_kept=n_kept, entropy=entropy)
