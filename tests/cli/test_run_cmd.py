@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from adaspark_eval.cli.main import app
 from adaspark_eval.results.store import read_samples
 
-FAST_VIDEO = ["--device", "cpu", "--dtype", "float32", "--min-pixels", "3136", "--max-pixels", "15680"]
+FAST_VIDEO = ["--model", "tiny", "--device", "cpu", "--dtype", "float32", "--min-pixels", "3136", "--max-pixels", "15680"]
 
 
 def test_run_writes_records_and_summary(benchmark_root: Path, tmp_path: Path, one_torch_thread) -> None:
@@ -18,7 +18,7 @@ def test_run_writes_records_and_summary(benchmark_root: Path, tmp_path: Path, on
     result = CliRunner().invoke(app, ["run", "--task", "mlvu_dev", "--data-root", str(benchmark_root), "--limit", "1",
                                       "--output", str(output), "--p", "0.9", "--cube", "2x2x2", *FAST_VIDEO])
     assert result.exit_code == 0, result.output
-    assert "mlvu_dev/m_avg" in result.output and "1 samples, 0 errors" in result.output
+    assert "| adaspark p=0.9 cube=2x2x2 |" in result.output and f"results: {output}" in result.output
     summary = json.loads((output / "summary.json").read_text())
     assert summary["config"]["p"] == 0.9 and summary["config"]["cube"] == [2, 2, 2] and summary["tasks"] == ["mlvu_dev"]
     assert [r["task"] for r in read_samples(output / "samples.jsonl")] == ["mlvu_dev"]
