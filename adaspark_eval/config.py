@@ -31,7 +31,9 @@ class AdaSparkConfig:
 
     ``p`` drives both modules unless ``p_attn`` / ``p_ffn`` override it. ``fixed_ratio`` replaces
     top-p by "keep this fraction" in both modules (the paper's ablation). ``cube`` is
-    ``(cube_t, cube_h, cube_w)`` in LLM tokens.
+    ``(cube_t, cube_h, cube_w)`` in LLM tokens. ``backend`` picks the Triton kernels (``auto``: for CUDA
+    tensors) or the reference path; like ``query_chunk`` it is left out of ``key()``, since both compute the
+    same method (the kernels to bf16 rounding).
     """
 
     p: float = 0.8
