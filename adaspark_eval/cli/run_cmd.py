@@ -1,10 +1,12 @@
 """``adaspark-eval run`` and ``adaspark-eval sweep``: evaluate AdaSpark on benchmarks through lmms-eval,
 from local data. ``run`` evaluates one config into one run folder; ``sweep`` takes comma-separated
-lists on any knob (``--p 0.6,0.8,1.0 --cube 2,4``) and evaluates their grid, one run folder each."""
+lists on any knob (``--p 0.6,0.8,1.0 --cube 2,4``) and evaluates their grid, one run folder each.
+``run --num-processes N`` runs the same command in N processes (``evaluation.parallel``)."""
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +16,7 @@ import typer
 from adaspark_eval.benchmarks import DATA_ROOT_ENV, Benchmark, data_root, parse_tasks
 from adaspark_eval.benchmarks.demo import demo_root
 from adaspark_eval.cli.common import fail, friendly, with_knobs
+from adaspark_eval.evaluation.parallel import launch, world_size
 from adaspark_eval.evaluation.runner import check_data, evaluate
 from adaspark_eval.evaluation.sweep import grid, sweep
 from adaspark_eval.lmms.inputs import VideoSettings
@@ -22,7 +25,6 @@ from adaspark_eval.methods import METHODS, make_method
 from adaspark_eval.reporting.load import load_results
 from adaspark_eval.reporting.render import render
 from adaspark_eval.reporting.tables import report_tables
-from adaspark_eval.results.store import RunStore
 
 
 def resolve_root(benchmarks: list[Benchmark], given: Path | None) -> Path:
@@ -65,6 +67,8 @@ def _command(many: bool) -> Callable[..., None]:
         fastv_keep: Annotated[float | None, typer.Option(help="fastv: fraction of visual tokens kept")] = None,
         frame_budget: Annotated[float | None, typer.Option(
             help="frames: fraction of the full-frame dense LLM-prefill FLOPs")] = None,
+        num_processes: Annotated[int, typer.Option(
+            help="run: processes, one per device, samples shared out among them (README: Several GPUs)")] = 1,
     ) -> None:
         points = grid(knobs)
         if not many and len(points) > 1:
@@ -81,6 +85,10 @@ def _command(many: bool) -> Callable[..., None]:
         settings = {name: value for name, value in {"window": window, "fastv_layer": fastv_layer,
                     "fastv_keep": fastv_keep, "frame_budget": frame_budget}.items() if value is not None}
         make_method(method, settings)  # bad settings stop here, before the model loads
+        if many and (num_processes > 1 or world_size() > 1):
+            raise fail("sweep runs in one process: evaluate its points with `run --num-processes`")
+        if num_processes > 1 and world_size() == 1:  # the launcher: the same command in each process
+            raise typer.Exit(launch(num_processes, sys.argv[1:]))
         lm = AdaSparkLMM(pretrained=model, device=device, dtype=dtype, max_num_frames=frames, fps=fps,
                          min_pixels=min_pixels, max_pixels=max_pixels, method=method, **settings,
                          **points[0].config.to_dict())
@@ -90,9 +98,10 @@ def _command(many: bool) -> Callable[..., None]:
             sweep(lm, benchmarks, root, points, folder, limit=limit, share=share)
         else:
             folder = output or Path("results") / f"{names}-{lm.config_key}"
-            lm.store = RunStore(folder)
+            lm.store = lm.open_store(folder)
             evaluate(lm, benchmarks, root, limit=limit)
-        _print_overview(folder)
+        if lm.rank == 0:
+            _print_overview(folder)
 
     command.__doc__ = (
         "Evaluate a grid of configs (comma-separated values on any knob), one run folder each; each video is "

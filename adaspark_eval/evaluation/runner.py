@@ -18,6 +18,7 @@ from pathlib import Path
 
 from adaspark_eval.benchmarks import DATA_ROOT_ENV, Benchmark, DatasetMissing
 from adaspark_eval.benchmarks.check import DataCheck, check_dataset
+from adaspark_eval.evaluation.parallel import gather_served
 from adaspark_eval.evaluation.summary import build_summary
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.lmms.task import tasks_dir
@@ -39,7 +40,7 @@ def check_data(benchmarks: Sequence[Benchmark], root: Path) -> list[DataCheck]:
 
 
 def evaluate(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, limit: int | float | None = None,
-             gen_kwargs: str | None = None) -> RunSummary:
+             gen_kwargs: str | None = None) -> RunSummary | None:
     """Evaluate ``lm`` (its current config) on ``benchmarks`` from data ``root`` through lmms-eval.
 
     Args:
@@ -47,7 +48,8 @@ def evaluate(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, limit
         gen_kwargs: lmms-eval's generation override, e.g. ``"max_new_tokens=4"``.
 
     Returns the summary, also written to ``lm.store`` (``summary.json``); records of every sample are
-    in its ``samples.jsonl``.
+    in its ``samples.jsonl``. Under a launcher (``evaluation.parallel``) every rank calls it, rank 0
+    writes and returns the summary of all ranks' samples, the others return ``None``.
     """
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
@@ -58,6 +60,11 @@ def evaluate(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, limit
         results = simple_evaluate(model=lm, tasks=[b.lmms_task for b in benchmarks], limit=limit,
                                   gen_kwargs=gen_kwargs, task_manager=manager, log_samples=False, bootstrap_iters=0,
                                   verbosity="WARNING")
+    served = gather_served(lm.served)  # every rank has answered its shard once this returns
+    if lm.rank != 0:
+        return None
+    lm.store.merge_ranks()
+    lm.served = served
     summary = build_summary(lm, benchmarks, results["results"], limit)
     lm.store.write_summary(summary)
     return summary

@@ -32,6 +32,7 @@ from transformers import PreTrainedTokenizerBase
 from adaspark_eval.benchmarks import BENCHMARKS, Benchmark
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.data.video import VideoError
+from adaspark_eval.evaluation.parallel import join
 from adaspark_eval.evaluation.shared import SharedWork
 from adaspark_eval.flops.dims import ModelDims
 from adaspark_eval.lmms.inputs import VideoSettings, build_inputs
@@ -90,7 +91,10 @@ class AdaSparkLMM(lmms):
         self.method = make_method(str(method), {k: _knob_text(v) for k, v in settings.items()})
         self.model_name = str(pretrained)
         self.dtype = str(dtype)
-        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        accelerator, self._device = join(device)  # under a launcher: this rank's device
+        if accelerator is not None:  # lmms-eval's evaluator gathers through it
+            self.accelerator = accelerator
+            self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
         self.base_video = VideoSettings(int(max_num_frames), None if fps is None else float(fps), int(min_pixels),
                                         int(max_pixels))  # as given; ``video``: as the method reads videos
         self.loaded = load_model(self.model_name, device=str(self._device), dtype=self.dtype)
@@ -100,9 +104,13 @@ class AdaSparkLMM(lmms):
         self.dims = ModelDims.from_config(self.loaded.model.config)
         self.sparse = AdaSpark.attach(self.loaded.model, self.method.config(config))
         self.configure(config)
-        self.store = RunStore(output if output is not None else Path("results") / self.config_key)
+        self.store = self.open_store(output if output is not None else Path("results") / self.config_key)
         self.shared = SharedWork()  # one sample's memo; a sweep keeps it across its points
         self.served: list[SampleKey] = []
+
+    def open_store(self, folder: str | Path) -> RunStore:
+        """The run folder ``folder`` as this process writes it (its rank's samples file)."""
+        return RunStore(folder, rank=self.rank)
 
     @property
     def config(self) -> AdaSparkConfig:

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from adaspark_eval.reporting.labels import config_label, flat_knobs, series_name
-from adaspark_eval.results.store import SAMPLES, SUMMARY, read_samples
+from adaspark_eval.results.store import SAMPLES, SUMMARY, read_run_samples
 
 NUMERIC_COLUMNS = ["prefill_flops", "prefill_dense_flops", "prefill_reduction", "total_flops", "total_dense_flops",
                    "total_reduction", "prefill_s", "total_s", "visual_tokens", "tokens"]
@@ -89,7 +89,7 @@ def load_results(root: str | Path, model: str | None = None) -> Results:
         run = folder.relative_to(root).as_posix()
         runs.append(_run_row(run, summary))
         key = summary["config_key"]
-        for record in read_samples(folder / SAMPLES):
+        for record in read_run_samples(folder).values():
             if record.get("config_key") == key:
                 samples[(record["task"], str(record["sample_id"]), key)] = _sample_row(run, summary, record)
         for name, value in summary.get("scores", {}).items():

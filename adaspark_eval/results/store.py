@@ -4,6 +4,10 @@ A sample line is appended, flushed and fsynced as soon as the sample finishes, s
 moment (``kill -9`` included) loses at most the sample in flight; a torn last line is cut off when the
 folder is opened again. Samples are keyed by ``(task, sample_id, config_key)``: a rerun skips the keys
 already present and a changed config (another key) never reuses them.
+
+In a run of several processes (``evaluation.parallel``) rank ``k > 0`` appends to its own
+``samples.rank<k>.jsonl``, so no two processes write one file; when the run ends, rank 0 folds those
+files into ``samples.jsonl`` (``merge_ranks``). Readers see every samples file of the folder.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 SAMPLES = "samples.jsonl"
+RANK_SAMPLES = "samples.rank*.jsonl"
 SUMMARY = "summary.json"
 REQUIRED_FIELDS = ("task", "sample_id", "config_key", "prediction", "answer", "correct", "error")
 
@@ -49,15 +54,31 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-class RunStore:
-    """The samples and summary of one run folder (created on the first write)."""
+def read_run_samples(folder: Path) -> dict[SampleKey, dict[str, Any]]:
+    """The records of a run folder by key, from ``samples.jsonl`` and any rank's samples file; a record
+    without error wins over one with (a rank may have retried a sample another rank failed)."""
+    records: dict[SampleKey, dict[str, Any]] = {}
+    for path in [folder / SAMPLES, *sorted(folder.glob(RANK_SAMPLES))]:
+        for record in read_samples(path):
+            key = sample_key(record)
+            if key not in records or records[key]["error"] is not None:
+                records[key] = record
+    return records
 
-    def __init__(self, folder: str | Path) -> None:
+
+class RunStore:
+    """The samples and summary of one run folder (created on the first write).
+
+    Args:
+        rank: the writing process's rank; rank 0 (and a single process) appends to ``samples.jsonl``.
+    """
+
+    def __init__(self, folder: str | Path, rank: int = 0) -> None:
         self.folder = Path(folder)
-        self.samples_path = self.folder / SAMPLES
+        self.samples_path = self.folder / (SAMPLES if rank == 0 else f"samples.rank{rank}.jsonl")
         self.summary_path = self.folder / SUMMARY
         self._repair_tail()
-        self.records: dict[SampleKey, dict[str, Any]] = {sample_key(r): r for r in read_samples(self.samples_path)}
+        self.records = read_run_samples(self.folder)
 
     def _repair_tail(self) -> None:
         """Cut a partial last line left by a killed writer, so the next append starts on a new line."""
@@ -83,6 +104,24 @@ class RunStore:
             handle.flush()
             os.fsync(handle.fileno())
         self.records[sample_key(record)] = record
+
+    def merge_ranks(self) -> None:
+        """Fold the other ranks' samples files into ``samples.jsonl`` and remove them (rank 0, once every
+        rank has finished); ``records`` then holds every rank's samples."""
+        ranks = sorted(self.folder.glob(RANK_SAMPLES))
+        if not ranks:
+            return
+        mine = {sample_key(r): r for r in read_samples(self.folder / SAMPLES)}
+        self.records = read_run_samples(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with (self.folder / SAMPLES).open("a") as handle:
+            for key, record in self.records.items():
+                if mine.get(key) != record:
+                    handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        for path in ranks:
+            path.unlink()
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json_atomic(self.summary_path, summary)
