@@ -58,8 +58,9 @@ class StreamSpec:
 
 
 def plan_sample(spec: StreamSpec, index: int) -> tuple[Sample, dict[str, Any]]:
-    """Sample ``index`` of the stream and its (single-try) annotation record."""
-    niah = replace(spec.niah, n=1, seed=spec.seed + index, tries=1)
+    """Sample ``index`` of the stream and its (single-try) annotation record; types take turns."""
+    types = spec.niah.types
+    niah = replace(spec.niah, n=1, seed=spec.seed + index, tries=1, types=(types[index % len(types)],))
     sample = plan(niah)[0]
     return sample, annotate(sample, niah.fps)[0]
 

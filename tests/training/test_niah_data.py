@@ -32,6 +32,12 @@ def test_in_memory_encoding_matches_the_evaluation_path(tmp_path):
     assert (direct["pixel_values_videos"] - exact["pixel_values_videos"]).abs().mean() < 0.1
 
 
+def test_types_take_turns():
+    spec = StreamSpec(NiahSpec(types=("ret_insert1", "ret_insert2"), lengths=(4.0,), size=(112, 112), fps=1.0,
+                               duration=1.0), seed=0)
+    assert [plan_sample(spec, i)[1]["type"] for i in range(4)] == ["ret_insert1", "ret_insert2"] * 2
+
+
 def test_labels_cover_only_the_answer_and_batches_pad():
     processor = build_processor()
     examples = [training_example(processor, SPEC, i, task_prompt_kwargs()) for i in range(2)]
