@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Accuracy vs FLOPs of the embedded niah-small on a held-out generated VideoNIAH set, on the CPU.
+# Usage: bash benchmarks/embedded_niah.sh [OUT]   (results in benchmarks/embedded_niah.md)
+set -euo pipefail
+out=${1:-results/embedded-niah}
+# seeds from 3,000,000: never used in training (0..) nor in its held-out checks (1,000,000..)
+adaspark-eval niah generate --out "$out/data/videoniah" --n 24 --seed 3000000 --length 8 --resolution 448x448 \
+    --fps 1 --duration 2 --types ret_insert1,ret_insert2 --tries 4
+adaspark-eval sweep --task videoniah --data-root "$out/data" --model niah-small --dtype float32 \
+    --p 1.0,0.7,0.5,0.4 --output "$out/sweep"
+adaspark-eval report table --results "$out/sweep" --out "$out/table.md"
+adaspark-eval report plot --results "$out/sweep" --out "$out/plots"
