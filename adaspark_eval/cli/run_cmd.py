@@ -24,7 +24,8 @@ from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.methods import METHODS, make_method
 from adaspark_eval.reporting.load import load_results
 from adaspark_eval.reporting.render import render
-from adaspark_eval.reporting.tables import report_tables
+from adaspark_eval.reporting.aggregate import ordered_tasks
+from adaspark_eval.reporting.tables import FLOPS_NOTE, task_table
 
 
 def resolve_root(benchmarks: list[Benchmark], given: Path | None) -> Path:
@@ -111,10 +112,11 @@ def _command(many: bool) -> Callable[..., None]:
 
 
 def _print_overview(folder: Path) -> None:
-    """The first table of ``report table`` for the runs under ``folder`` (score, FLOPs, latency)."""
-    tables = report_tables(load_results(folder))
-    for title, table in list(tables.items())[: len({t.split(':')[0] for t in tables})]:
-        typer.echo(render({title: table}, "markdown"))
+    """Per task, the headline table of ``report table`` for the runs under ``folder`` (score, FLOPs,
+    latency)."""
+    results = load_results(folder)
+    for task in ordered_tasks(results.samples["task"]):
+        typer.echo(render({f"{task}: score (%) and cost ({FLOPS_NOTE})": task_table(results, task)}, "markdown"))
     typer.echo(f"results: {folder}")
 
 

@@ -15,13 +15,18 @@ FAST_VIDEO = ["--model", "tiny", "--device", "cpu", "--dtype", "float32", "--min
 
 def test_run_writes_records_and_summary(benchmark_root: Path, tmp_path: Path, one_torch_thread) -> None:
     output = tmp_path / "run"
-    result = CliRunner().invoke(app, ["run", "--task", "mlvu_dev", "--data-root", str(benchmark_root), "--limit", "1",
-                                      "--output", str(output), "--p", "0.9", "--cube", "2x2x2", *FAST_VIDEO])
+    result = CliRunner().invoke(app, ["run", "--task", "mlvu_dev,videoniah", "--data-root", str(benchmark_root),
+                                      "--limit", "1", "--output", str(output), "--p", "0.9", "--cube", "2x2x2",
+                                      *FAST_VIDEO])
     assert result.exit_code == 0, result.output
-    assert "| adaspark p=0.9 cube=2x2x2 |" in result.output and f"results: {output}" in result.output
+    # the overview: one headline table per task, no category breakdowns
+    assert result.output.count("| adaspark p=0.9 cube=2x2x2 |") == 2 and f"results: {output}" in result.output
+    assert "### mlvu_dev: score" in result.output and "### videoniah: score" in result.output
+    assert " by " not in result.output
     summary = json.loads((output / "summary.json").read_text())
-    assert summary["config"]["p"] == 0.9 and summary["config"]["cube"] == [2, 2, 2] and summary["tasks"] == ["mlvu_dev"]
-    assert [r["task"] for r in read_samples(output / "samples.jsonl")] == ["mlvu_dev"]
+    assert summary["config"]["p"] == 0.9 and summary["config"]["cube"] == [2, 2, 2]
+    assert summary["tasks"] == ["mlvu_dev", "videoniah"]
+    assert sorted(r["task"] for r in read_samples(output / "samples.jsonl")) == ["mlvu_dev", "videoniah"]
 
 
 def test_unknown_task_stops_at_once(tmp_path: Path) -> None:
