@@ -69,7 +69,7 @@ def test_sparse_prefill_changes_output_and_generation_continues(model_and_inputs
     assert not torch.allclose(model(**inputs).logits, dense_logits)
     sequences, _ = _generate(model, inputs, tokens=3)
     assert sequences.shape[1] == inputs["input_ids"].shape[1] + 3
-    assert all(not r.attention[0].kept_fraction for r in sparse.records[1:])  # decode is dense by default
+    assert all(r.attention[0].kept_fraction is None for r in sparse.records[1:])  # decode is dense by default
     sparse.config = sparse.config.replace(sparse_decode=True)
     _generate(model, inputs, tokens=2)
     decode = sparse.records[-1].attention[0]
