@@ -54,6 +54,9 @@ def _command(many: bool) -> Callable[..., None]:
             help="run folder (sweep: the folder of its run folders); default under results/")] = None,
         limit: Annotated[int | None, typer.Option(help="samples per task (for a quick look)")] = None,
         device: Annotated[str | None, typer.Option(help="cuda, cuda:1, cpu (default: cuda when available)")] = None,
+        device_map: Annotated[str | None, typer.Option(
+            help="split the model over GPUs of this one process: auto (every visible GPU) or cuda:0,cuda:1 "
+                 "(README: Several GPUs)")] = None,
         dtype: Annotated[str, typer.Option(help="bfloat16 | float16 | float32")] = "bfloat16",
         frames: Annotated[int, typer.Option(help="frames sampled per video (lmms-eval's max_num_frames)")] = 32,
         fps: Annotated[float | None, typer.Option(help="sample frames at this rate instead of --frames")] = None,
@@ -88,9 +91,12 @@ def _command(many: bool) -> Callable[..., None]:
         make_method(method, settings)  # bad settings stop here, before the model loads
         if many and (num_processes > 1 or world_size() > 1):
             raise fail("sweep runs in one process: evaluate its points with `run --num-processes`")
+        if device_map is not None and num_processes > 1:
+            raise fail("--device-map splits one process's model over GPUs; with --num-processes each process holds "
+                       "one GPU: pass one of them")
         if num_processes > 1 and world_size() == 1:  # the launcher: the same command in each process
             raise typer.Exit(launch(num_processes, sys.argv[1:]))
-        lm = AdaSparkLMM(pretrained=model, device=device, dtype=dtype, max_num_frames=frames, fps=fps,
+        lm = AdaSparkLMM(pretrained=model, device=device, device_map=device_map, dtype=dtype, max_num_frames=frames, fps=fps,
                          min_pixels=min_pixels, max_pixels=max_pixels, method=method, **settings,
                          **points[0].config.to_dict())
         if many:

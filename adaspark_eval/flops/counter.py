@@ -70,7 +70,8 @@ def _forward(dims: ModelDims, record: ForwardRecord, b: int) -> tuple[dict[str, 
 
     def total(values: list[Tensor | None]) -> int:
         present = [v for v in values if v is not None]
-        return int(torch.stack(present)[:, b].sum()) if present else 0
+        # one device: a model split over several GPUs leaves each layer's counts on its own
+        return int(torch.stack([v.to(present[0].device) for v in present])[:, b].sum()) if present else 0
 
     tokens = total([f.dense_tokens for f in ffn])
     rows = 1 if tokens else 0

@@ -2,7 +2,8 @@
 recorded in a run folder (``results.store.RunStore``) as it finishes.
 
 Model args (``--model_args k=v,...``): ``pretrained`` (``tiny``, a checkpoint directory or a cached hub
-name), ``device``, ``dtype``, ``max_num_frames``, ``fps``, ``min_pixels``, ``max_pixels`` (video reading
+name), ``device``, ``device_map`` (``auto`` or ``cuda:0;cuda:1``: the model split over those GPUs in this one
+process, ``models.placement``), ``dtype``, ``max_num_frames``, ``fps``, ``min_pixels``, ``max_pixels`` (video reading
 as lmms-eval's stock ``qwen2_5_vl``, see ``inputs``), ``output`` (run folder; default
 ``results/<config_key>``), every AdaSpark knob (``p=0.8``, ``cube=4x4x4``, ``dense_layers=0;1``, ...), and
 ``method`` (``adaspark``, or a peer: ``adaspark_eval.methods``) with its settings (``window=1``, ...).
@@ -32,20 +33,21 @@ from transformers import PreTrainedTokenizerBase
 from adaspark_eval.benchmarks import BENCHMARKS, Benchmark
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.data.video import VideoError
-from adaspark_eval.evaluation.parallel import join
+from adaspark_eval.evaluation.parallel import join, world_size
 from adaspark_eval.evaluation.shared import SharedWork
 from adaspark_eval.flops.dims import ModelDims
 from adaspark_eval.lmms.inputs import VideoSettings, build_inputs
 from adaspark_eval.lmms.timing import GenerationTimer
 from adaspark_eval.methods import Method, make_method, split_settings
 from adaspark_eval.models.loading import AUTO, load_model
+from adaspark_eval.models.placement import parse_devices
 from adaspark_eval.results.schema import SampleRecord
 from adaspark_eval.results.store import RunStore, SampleKey, sample_key
 from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
 
 METHOD = "adaspark"
 KNOBS = tuple(f.name for f in dataclasses.fields(AdaSparkConfig))
-MODEL_ARGS = ("pretrained", "device", "dtype", "max_num_frames", "fps", "min_pixels", "max_pixels", "output",
+MODEL_ARGS = ("pretrained", "device", "device_map", "dtype", "max_num_frames", "fps", "min_pixels", "max_pixels", "output",
               "method")
 
 
@@ -68,6 +70,7 @@ class AdaSparkLMM(lmms):
         self,
         pretrained: str = AUTO,
         device: str | None = None,
+        device_map: str | None = None,
         dtype: str = "bfloat16",
         max_num_frames: int = 32,
         fps: float | None = None,
@@ -91,13 +94,19 @@ class AdaSparkLMM(lmms):
         self.method = make_method(str(method), {k: _knob_text(v) for k, v in settings.items()})
         self.model_name = str(pretrained)
         self.dtype = str(dtype)
+        devices = parse_devices(str(device_map).replace(";", ",")) if device_map else None
+        if devices and world_size() > 1:
+            raise ValueError("device_map splits one process's model over several GPUs; under a launcher each process "
+                             "holds one GPU: pass --device-map or --num-processes, not both")
         accelerator, self._device = join(device)  # under a launcher: this rank's device
         if accelerator is not None:  # lmms-eval's evaluator gathers through it
             self.accelerator = accelerator
             self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
         self.base_video = VideoSettings(int(max_num_frames), None if fps is None else float(fps), int(min_pixels),
                                         int(max_pixels))  # as given; ``video``: as the method reads videos
-        self.loaded = load_model(self.model_name, device=str(self._device), dtype=self.dtype)
+        self.loaded = load_model(self.model_name, device=str(self._device), dtype=self.dtype, devices=devices)
+        self._device = self.loaded.device  # where inputs go: the first GPU of a device map
+        self.devices = {parameter.device for parameter in self.loaded.model.parameters()}
         self.model_name = self.loaded.name  # "auto" resolved: results are keyed by the model really used
         for sizes in (self.loaded.processor.image_processor, self.loaded.processor.video_processor):
             sizes.size = {"shortest_edge": self.base_video.min_pixels, "longest_edge": self.base_video.max_pixels}
@@ -197,7 +206,7 @@ class AdaSparkLMM(lmms):
         settings = {"max_new_tokens": 128, "temperature": 0.0, "top_p": None, "num_beams": 1, **gen_kwargs}
         sample = settings["temperature"] > 0
         model = self.loaded.model
-        with GenerationTimer(model.model, self.device) as timer:
+        with GenerationTimer(model.model, self.devices) as timer:
             output = model.generate(
                 **inputs, eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
                 do_sample=sample, temperature=settings["temperature"] if sample else None,

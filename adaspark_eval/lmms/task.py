@@ -22,12 +22,12 @@ TASKS_ENV = "ADASPARK_TASKS_DIR"
 
 
 def tasks_dir() -> Path:
-    """The folder of the task YAMLs: ``$ADASPARK_TASKS_DIR``, else ``tasks/`` of the source checkout
-    this package is installed from (``pip install -e .``)."""
-    folder = Path(os.environ.get(TASKS_ENV) or Path(__file__).resolve().parents[2] / "tasks")
+    """The folder of the task YAMLs: ``$ADASPARK_TASKS_DIR``, else the package's ``tasks`` (in a source
+    checkout a link to the top-level ``tasks/``; in a wheel, the YAMLs themselves)."""
+    folder = Path(os.environ.get(TASKS_ENV) or Path(__file__).parents[1] / "tasks")
     if not folder.is_dir():
-        raise FileNotFoundError(f"task configs not found at {folder}: install the package from its source "
-                                f"checkout (pip install -e .) or set {TASKS_ENV} to its tasks/ folder")
+        raise FileNotFoundError(f"task configs not found at {folder}: reinstall the package (pip install -e .) "
+                                f"or set {TASKS_ENV} to the tasks/ folder of its source checkout")
     return folder
 
 

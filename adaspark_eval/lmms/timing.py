@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
@@ -12,24 +13,25 @@ from torch import nn
 
 class GenerationTimer:
     """Times a ``generate`` call on a model whose first ``module`` forward is the prefill (vision encoder
-    and LLM prefill), each later one a decode step. CUDA work is synchronised before each reading.
+    and LLM prefill), each later one a decode step. CUDA work on ``devices`` (every GPU the model spans) is
+    synchronised before each reading.
 
     Attributes (seconds, after the ``with`` block):
         prefill_s: from entering the block to the end of the first ``module`` forward.
         total_s: from entering the block to leaving it.
     """
 
-    def __init__(self, module: nn.Module, device: torch.device) -> None:
+    def __init__(self, module: nn.Module, devices: Iterable[torch.device]) -> None:
         self.module = module
-        self.device = device
+        self.gpus = sorted({device for device in devices if device.type == "cuda"}, key=str)
         self.prefill_s: float | None = None
         self.total_s: float | None = None
         self._start = 0.0
         self._handle: Any = None
 
     def _now(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        for gpu in self.gpus:
+            torch.cuda.synchronize(gpu)
         return time.perf_counter()
 
     def _on_forward(self, module: nn.Module, args: Any, output: Any) -> None:

@@ -94,7 +94,7 @@ class FastVRule:
     def attend(self, layer: int, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
                scaling: float) -> tuple[Tensor, AttentionStats] | None:
         """Layer ``K`` of a prefill scores and prunes; later layers read the kept keys only."""
-        layout = self.runtime.layout
+        layout = self.runtime.layout_on(query.device)
         real, chunk = layout.unit != PAD, self.runtime.config.query_chunk
         if layer == self.layer and self.runtime.records[-1].phase == "prefill":
             received, score_dots = received_attention(query, key, layout, scaling)
@@ -105,7 +105,7 @@ class FastVRule:
             return output, stats
         if layer <= self.layer or self.kept is None:
             return None
-        keys = F.pad(self.kept, (0, key.shape[2] - self.kept.shape[1]), value=True)
+        keys = F.pad(self.kept.to(key.device), (0, key.shape[2] - self.kept.shape[1]), value=True)
         return pruned_attention(query, key, value, attention_mask, keys, real, scaling, chunk)
 
     def ffn_keep(self, layer: int, q_len: int) -> Tensor | None:

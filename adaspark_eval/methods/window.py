@@ -66,14 +66,14 @@ class WindowRule:
     def attend(self, layer: int, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
                scaling: float) -> tuple[Tensor, AttentionStats] | None:
         """Sparse attention over the window (None at decode, and where the window drops nothing)."""
-        runtime, layout = self.runtime, self.runtime.layout
+        runtime, layout = self.runtime, self.runtime.layout_on(query.device)
         if runtime.records[-1].phase == "decode":
             return None
         q_len, k_len, heads = query.shape[2], key.shape[2], query.shape[1]
         positions = torch.arange(k_len - q_len, k_len, device=query.device)
         own = layout.unit[:, positions]
         index = torch.where(own == PAD, 0, own)
-        slab, grid = self.slab, self.grid
+        slab, grid = self.slab.to(query.device), self.grid.to(query.device)
         q_grid = torch.where(layout.is_visual[:, positions], grid.gather(1, index), PAD)
         reads = window_mask(slab.gather(1, index)[..., None], q_grid[..., None], slab[:, None], grid[:, None],
                             layout.unit_is_visual[:, None], self.window)

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+from transformers import AutoConfig, AutoProcessor, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
+from adaspark_eval.models.placement import dispatch, input_device, layer_device_map
 from adaspark_eval.models.tiny import build_tiny
 
 TINY = "tiny"
@@ -28,11 +29,12 @@ class ModelNotFound(FileNotFoundError):
 
 @dataclass
 class LoadedModel:
-    """A model, its processor, and the name it was loaded by."""
+    """A model, its processor, the name it was loaded by, and where its inputs go (``device``)."""
 
     model: Qwen2_5_VLForConditionalGeneration
     processor: Qwen2_5_VLProcessor
     name: str
+    device: torch.device
 
 
 def parse_dtype(name: str | torch.dtype) -> torch.dtype:
@@ -77,9 +79,10 @@ def resolve_name(name: str) -> str:
 
 
 def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtype = "float32",
-               max_pixels: int | None = None) -> LoadedModel:
+               max_pixels: int | None = None, devices: list[str] | None = None) -> LoadedModel:
     """Load ``name`` (``"tiny"``, ``"niah-small"``, ``"auto"``, a checkpoint directory, or a cached hub
-    name) on ``device``; ``LoadedModel.name`` is the model actually loaded.
+    name) on ``device``, or split over ``devices`` (``placement.layer_device_map``) when given;
+    ``LoadedModel.name`` is the model actually loaded.
 
     The model uses sdpa attention (the dense baseline AdaSpark falls back to).
     """
@@ -87,12 +90,18 @@ def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtyp
     torch_dtype = parse_dtype(dtype)
     if name == TINY:
         model, processor = build_tiny(dtype=torch_dtype)
+        device_map = layer_device_map(model.config, devices) if devices else None
+        model = dispatch(model, device_map) if device_map else model.to(device)
     else:
         path = resolve_checkpoint(name)
-        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=torch_dtype, attn_implementation="sdpa")
+        device_map = layer_device_map(AutoConfig.from_pretrained(path), devices) if devices else None
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=torch_dtype, attn_implementation="sdpa",
+                                                                   device_map=device_map)
+        model = model if device_map else model.to(device)
         processor = AutoProcessor.from_pretrained(path)
     processor.video_processor.cap_pixels_per_frame = True  # qwen-vl-utils' per-frame pixel cap
     if max_pixels is not None:
         size = processor.video_processor.size
         processor.video_processor.size = {"shortest_edge": size["shortest_edge"], "longest_edge": max_pixels}
-    return LoadedModel(model=model.to(device).eval(), processor=processor, name=name)
+    where = input_device(device_map) if device_map else torch.device(device)
+    return LoadedModel(model=model.eval(), processor=processor, name=name, device=where)

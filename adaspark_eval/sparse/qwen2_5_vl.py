@@ -12,6 +12,7 @@ pre-hook on the multimodal model that reads the token layout. Nothing of transfo
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 import torch
@@ -60,7 +61,8 @@ class AdaSpark:
         self.model = model
         self.config = config
         self.enabled = True
-        self.layout: TokenLayout | None = None
+        self._layout: TokenLayout | None = None
+        self._layout_copies: dict[torch.device, TokenLayout] = {}
         self.records: list[ForwardRecord] = []
         self.rule: LayerRule | None = None
         self._residuals: dict[int, Tensor] = {}
@@ -104,6 +106,25 @@ class AdaSpark:
         self.model.config.text_config._attn_implementation = self._previous_implementation
         self.model.adaspark = None
         self.layout = None
+
+    @property
+    def layout(self) -> TokenLayout | None:
+        """The layout of the sequence in flight, on the input device."""
+        return self._layout
+
+    @layout.setter
+    def layout(self, layout: TokenLayout | None) -> None:
+        self._layout, self._layout_copies = layout, {}
+
+    def layout_on(self, device: torch.device) -> TokenLayout | None:
+        """The layout in flight on ``device``: a model split over several GPUs (``device_map``) reads a copy
+        on each of them, made once per forward."""
+        layout = self._layout
+        if layout is None or layout.unit.device == device:
+            return layout
+        if device not in self._layout_copies:
+            self._layout_copies[device] = layout.to(device)
+        return self._layout_copies[device]
 
     def layer_config(self, layer: int) -> tuple[AttentionRule | None, FfnRule | None]:
         """The rules of ``layer`` for the current forward; None where that module runs dense."""
@@ -176,15 +197,21 @@ class AdaSparkMLP(nn.Module):
         dense = self._dense[0]
         residual = runtime.take_residual(self.layer)
         _, rule = runtime.layer_config(self.layer)
-        layout = runtime.layout
+        layout = runtime.layout_on(hidden.device)
         if layout is None:
             return dense(hidden)
+        with on_device(hidden.device):
+            return self._sparse_forward(hidden, residual, layout, rule)
+
+    def _sparse_forward(self, hidden: Tensor, residual: Tensor, layout: TokenLayout, rule: FfnRule | None) -> Tensor:
+        runtime, dense = self._runtime[0], self._dense[0]
         q_len = hidden.shape[1]
         layout_now = _query_slice(layout, q_len)
         valid = layout_now.unit != PAD
         visual = layout_now.is_visual
         functions = dispatch.ffn_functions(runtime.config.backend, hidden)
         pruned = runtime.rule.ffn_keep(self.layer, q_len) if runtime.rule is not None else None
+        pruned = pruned.to(hidden.device) if pruned is not None else None
         if rule is None:
             keep = torch.ones_like(visual) if pruned is None else pruned
         else:
@@ -237,7 +264,14 @@ def adaspark_attention_forward(
         return _recorded_attention(runtime, record, module, query, key, value, attention_mask, dropout, scaling,
                                    **kwargs)
 
-    return traced_as_one_op(attend, query, key, value, stats=lambda: record.attention[module.layer_idx]), None
+    with on_device(query.device):
+        return traced_as_one_op(attend, query, key, value, stats=lambda: record.attention[module.layer_idx]), None
+
+
+def on_device(device: torch.device) -> AbstractContextManager:
+    """Make ``device`` CUDA's current device (Triton launches there) while a layer of a model split over
+    several GPUs runs; nothing on the CPU."""
+    return torch.cuda.device(device) if device.type == "cuda" else nullcontext()
 
 
 def _recorded_attention(runtime: AdaSpark, record: ForwardRecord, module: nn.Module, query: Tensor, key: Tensor,
@@ -255,17 +289,18 @@ def _recorded_attention(runtime: AdaSpark, record: ForwardRecord, module: nn.Mod
         record.attention[module.layer_idx] = stats
         return output
     rule, _ = runtime.layer_config(module.layer_idx)
+    layout = runtime.layout_on(query.device)
     if rule is None:
         record.attention[module.layer_idx] = AttentionStats(pairs=dense, dense_pairs=dense)
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)[0]
-    fast = dispatch.attention(runtime.config.backend, query, key, value, attention_mask, runtime.layout, rule, scale)
+    fast = dispatch.attention(runtime.config.backend, query, key, value, attention_mask, layout, rule, scale)
     if fast is not None:
         output, stats = fast
         stats.dense_pairs = dense
         record.attention[module.layer_idx] = stats
         return output
-    selection = select_units(query, key, runtime.layout, rule, scale, runtime.config.query_chunk)
+    selection = select_units(query, key, layout, rule, scale, runtime.config.query_chunk)
     stats = selection.stats
     stats.dense_pairs = dense
     record.attention[module.layer_idx] = stats
@@ -273,7 +308,7 @@ def _recorded_attention(runtime: AdaSpark, record: ForwardRecord, module: nn.Mod
         stats.pairs = dense
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)[0]
-    output, stats.pairs = sparse_attention(query, key, value, attention_mask, selection, runtime.layout.unit, scale)
+    output, stats.pairs = sparse_attention(query, key, value, attention_mask, selection, layout.unit, scale)
     return output
 
 

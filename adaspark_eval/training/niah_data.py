@@ -26,7 +26,7 @@ from adaspark_eval.benchmarks.videoniah import doc_to_text
 from adaspark_eval.data.niah.generate import NiahSpec, Sample, annotate, plan, sample_frames
 
 IGNORE = -100
-TASK_FILE = Path(__file__).resolve().parents[2] / "tasks" / "videoniah" / "videoniah_local.yaml"
+TASK_FILE = Path(__file__).parents[1] / "tasks" / "videoniah" / "videoniah_local.yaml"  # the package link to tasks/
 
 
 def task_prompt_kwargs(task_file: Path = TASK_FILE) -> dict[str, str]:
