@@ -46,3 +46,21 @@ def test_no_data_root_names_the_flag_and_the_variable(monkeypatch) -> None:
     monkeypatch.delenv("ADASPARK_DATA_ROOT", raising=False)
     result = CliRunner().invoke(app, ["run", "--task", "videomme"])
     assert result.exit_code == 2 and "--data-root" in result.output and "ADASPARK_DATA_ROOT" in result.output
+
+
+def test_device_map_run_gives_the_records_of_a_plain_run(benchmark_root: Path, tmp_path: Path,
+                                                          one_torch_thread) -> None:
+    def records(*flags: str) -> list[dict]:
+        output = tmp_path / "-".join(flags or ("plain",))
+        result = CliRunner().invoke(app, ["run", "--task", "videoniah", "--data-root", str(benchmark_root), "--limit",
+                                          "2", "--output", str(output), "--p", "0.6", *FAST_VIDEO, *flags])
+        assert result.exit_code == 0, result.output
+        return [{k: v for k, v in r.items() if k != "latency"} for r in read_samples(output / "samples.jsonl")]
+
+    assert records("--device-map", "cpu") == records()
+
+
+def test_device_map_and_num_processes_are_exclusive(benchmark_root: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "--task", "videoniah", "--data-root", str(benchmark_root),
+                                      "--device-map", "auto", "--num-processes", "2", *FAST_VIDEO])
+    assert result.exit_code == 2 and result.output.strip().endswith("pass one of them")
