@@ -2,7 +2,8 @@
 
     PYTHONPATH=. python3 benchmarks/bench_kernels.py --out OUT_DIR [--lengths 16384 32768 65536]
 
-Sections (``--sections``): ``check`` (kernels against the reference on the GPU), ``attention`` (dense SDPA on
+Sections (``--sections``): ``check`` (kernels against the reference on the GPU), ``launch`` (the attention
+kernel under each launch configuration at the longest length; the fastest is used from then on), ``attention`` (dense SDPA on
 cuDNN and flash, FlexAttention with the kernel's block mask, the AdaS-Attn kernel with its selection
 included and alone), ``ffn`` (dense MLP, sparse FFN), ``prefill`` (a whole 7B-architecture prefill with
 random bf16 weights, dense vs AdaSpark, with peak memory). Times are medians of
@@ -41,7 +42,8 @@ from adaspark_eval.sparse import ffn as reference_ffn
 from adaspark_eval.sparse.attention import AttentionRule, select_units, sparse_attention
 from adaspark_eval.sparse.kernels import ffn as kernel_ffn
 from adaspark_eval.sparse.kernels.attention import choosing_units, kernel_attention
-from adaspark_eval.sparse.kernels.flash import slot_order, sparse_flash
+from adaspark_eval.sparse.kernels import flash
+from adaspark_eval.sparse.kernels.flash import FlashLaunch, slot_order, sparse_flash
 from adaspark_eval.sparse.kernels.select import select_tiles
 from adaspark_eval.sparse.kernels.tiles import CubeTiles, build_tiles
 from adaspark_eval.sparse.layout import TokenLayout, build_layout
@@ -263,6 +265,32 @@ def attention_section(tokens: int, device: torch.device, flex: Callable[..., Ten
     return result
 
 
+LAUNCHES = [FlashLaunch(1, 4, 2), FlashLaunch(2, 4, 2), FlashLaunch(2, 8, 2), FlashLaunch(2, 4, 3), FlashLaunch(2, 8, 3)]
+
+
+def launch_section(tokens: int, device: torch.device) -> dict[str, Any]:
+    """The attention kernel (selection given) under each of ``LAUNCHES``, select=cube at every density; the
+    launch with the least total time becomes ``flash.LAUNCH`` for the later sections."""
+    layout = bench_layout(tokens, device)
+    q, k, v = qkv(layout, HEADS, KV_HEADS, HEAD_DIM, torch.bfloat16)
+    scale = HEAD_DIM**-0.5
+    tiles = build_tiles(layout, "all")
+    chooses = choosing_units(layout, "dense")
+    rows = []
+    for ratio in DENSITIES:
+        selection = select_tiles(q, k, tiles, chooses, "cube", 1.0, ratio, scale)
+        reference = sparse_flash(q, k, v, tiles, selection, scale, FlashLaunch(1, 4, 2))
+        for launch in LAUNCHES:
+            out = sparse_flash(q, k, v, tiles, selection, scale, launch)
+            rows.append({"fixed_ratio": ratio, **launch._asdict(), "relative_error": relative_error(out, reference),
+                         "ms": median_ms(functools.partial(sparse_flash, q, k, v, tiles, selection, scale, launch))})
+            print(f"  launch {tokens} {rows[-1]}", flush=True)
+    totals = {launch: sum(r["ms"] for r in rows if FlashLaunch(r["units_per_step"], r["num_warps"],
+                                                                r["num_stages"]) == launch) for launch in LAUNCHES}
+    flash.LAUNCH = min(totals, key=totals.get)
+    return {"tokens": tokens, "rows": rows, "chosen": flash.LAUNCH._asdict()}
+
+
 # ------------------------------------------------------------------------------------------------ ffn
 
 
@@ -446,6 +474,15 @@ def markdown(results: dict[str, Any]) -> str:
         out += table(["case", "kept (kernel / ref)", "pairs (kernel / ref)", "output rel. error"],
                      check_rows(results["check"]))
         out.append("")
+    if results.get("launch"):
+        launch = results["launch"]
+        out += [f"## Attention kernel launch ({launch['tokens']} tokens, select=cube, selection given)", "",
+                ("units/step: key cubes per online-softmax step ((64, 64 x units) score tiles); error: relative to "
+                 f"1 unit, 4 warps, 2 stages. Chosen for the sections below: {launch['chosen']}."), ""]
+        out += table(["fixed ratio", "units/step", "warps", "stages", "ms", "rel. error"],
+                     [[str(r["fixed_ratio"]), str(r["units_per_step"]), str(r["num_warps"]), str(r["num_stages"]),
+                       f"{r['ms']:.2f}", f"{r['relative_error']:.1e}"] for r in launch["rows"]])
+        out.append("")
     if results.get("attention"):
         out += ["## AdaS-Attn (one layer)", "",
                 ("density = kept fraction of candidate cubes; reads = fraction of visible cubes a query tile reads "
@@ -477,7 +514,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--lengths", type=int, nargs="+", default=[16384, 32768, 65536])
     parser.add_argument("--prefill-lengths", type=int, nargs="+", default=[32768, 65536])
-    parser.add_argument("--sections", default="check,attention,ffn,prefill")
+    parser.add_argument("--sections", default="check,launch,attention,ffn,prefill")
     parser.add_argument("--no-flex", action="store_true", help="skip FlexAttention (compiles per length)")
     args = parser.parse_args(argv)
     device = torch.device("cuda")
@@ -491,6 +528,9 @@ def main(argv: list[str]) -> None:
 
     if "check" in sections:
         results["check"] = check_section(device)
+        save()
+    if "launch" in sections:
+        results["launch"] = launch_section(max(args.lengths), device)
         save()
     if "attention" in sections:
         flex = None

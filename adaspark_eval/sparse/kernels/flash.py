@@ -14,6 +14,7 @@ contiguous block; queries are gathered from, and outputs scattered to, their ori
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import triton
@@ -25,55 +26,80 @@ from adaspark_eval.sparse.kernels.select import KernelSelection, program_tile
 from adaspark_eval.sparse.kernels.tiles import CubeTiles
 
 MASKED = tl.constexpr(-1.0e30)  # finite: a row whose first key tile is all masked stays NaN-free and is erased later
-NUM_WARPS, NUM_STAGES = 4, 2  # launch configuration of the attention kernel
+
+
+class FlashLaunch(NamedTuple):
+    """How the attention kernel runs: key units per online-softmax step (1, or 2 for (T, 2T) score tiles that
+    keep the tensor cores busier), warps per program, software-pipeline stages."""
+
+    units_per_step: int = 2
+    num_warps: int = 4
+    num_stages: int = 2
+
+
+LAUNCH = FlashLaunch()  # the default; benchmarks/bench_kernels.py (section ``launch``) compares the others
 
 
 @triton.jit
-def _attend(q, K, V, KeyPos, qpos, row_keep, m_i, l_i, acc, qk_scale, T: tl.constexpr, D: tl.constexpr,
-            CAUSAL: tl.constexpr, ROW_BITS: tl.constexpr):
-    """One key tile (T, D) at ``K`` / ``V`` (key positions at ``KeyPos``): the online-softmax update, with the
-    causal mask if ``CAUSAL`` and the rows' bits ``row_keep`` (T,) if ``ROW_BITS``."""
-    keys = tl.arange(0, T)
+def _attend(q, KS, VS, KeyPos, unit_a, unit_b, has_b, qpos, keep_a, keep_b, m_i, l_i, acc, qk_scale,
+            T: tl.constexpr, D: tl.constexpr, STEP: tl.constexpr, CAUSAL: tl.constexpr, ROW_BITS: tl.constexpr):
+    """One online-softmax step over ``STEP`` (1 or 2) key units of ``T`` slots: ``unit_a``, and ``unit_b``
+    when ``has_b``. ``KS`` / ``VS`` / ``KeyPos``: this KV head's slot-ordered keys, values (slots, D) and key
+    positions; causal mask if ``CAUSAL``; the rows' bits for each unit, ``keep_a`` / ``keep_b`` (T,), if
+    ``ROW_BITS``."""
+    keys = tl.arange(0, STEP * T)
     dims = tl.arange(0, D)
-    k = tl.load(K + keys[:, None] * D + dims[None, :])
-    qk = dot(q, tl.trans(k), tl.zeros([T, T], dtype=tl.float32)) * qk_scale
+    second = keys >= T
+    slot = tl.where(second, unit_b * T + keys - T, unit_a * T + keys)
+    k = tl.load(KS + slot.to(tl.int64)[:, None] * D + dims[None, :])
+    qk = dot(q, tl.trans(k), tl.zeros([T, STEP * T], dtype=tl.float32)) * qk_scale
+    mask = (~second | has_b)[None, :]
     if CAUSAL:
-        mask = tl.load(KeyPos + keys)[None, :] <= qpos[:, None]
-        if ROW_BITS:
-            mask = mask & row_keep[:, None]
-        qk = tl.where(mask, qk, MASKED)
-    elif ROW_BITS:
-        qk = tl.where(row_keep[:, None], qk, MASKED)
+        mask = mask & (tl.load(KeyPos + slot)[None, :] <= qpos[:, None])
+    if ROW_BITS:
+        mask = mask & tl.where(second[None, :], keep_b[:, None], keep_a[:, None])
+    qk = tl.where(mask, qk, MASKED)
     m_new = tl.maximum(m_i, tl.max(qk, 1))
     alpha = tl.exp2(m_i - m_new)
     prob = tl.exp2(qk - m_new[:, None])
-    v = tl.load(V + keys[:, None] * D + dims[None, :])
+    v = tl.load(VS + slot.to(tl.int64)[:, None] * D + dims[None, :])
     acc = dot(prob.to(v.dtype), v, acc * alpha[:, None])
     l_i = l_i * alpha + tl.sum(prob, 1)
     return m_new, l_i, acc
 
 
 @triton.jit
+def _row_keep(Bits, row_bits, col):
+    """(T,) the rows' bits for column ``col``."""
+    return ((tl.load(Bits + row_bits + col // 32) >> (col % 32)) & 1) != 0
+
+
+@triton.jit
 def _attend_listed(q, KS, VS, key_pos, Lists, Columns, Bits, row_bits, b, tile, start, end, qpos, m_i, l_i, acc,
-                   qk_scale, T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, CAUSAL: tl.constexpr,
-                   ROW_BITS: tl.constexpr):
-    """Entries ``start:end`` of the tile's list (``KS`` / ``VS``: this KV head's slot-ordered keys / values;
-    ``row_bits``: offsets of the rows' bit words)."""
-    row_keep = qpos >= -1
-    for i in range(start, end):
-        col = tl.load(Lists + tile.to(tl.int64) * C + i)
-        unit = tl.load(Columns + b * C + col)
+                   qk_scale, T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, STEP: tl.constexpr,
+                   CAUSAL: tl.constexpr, ROW_BITS: tl.constexpr):
+    """Entries ``start:end`` of the tile's list, ``STEP`` at a time (``KS`` / ``VS``: this KV head's
+    slot-ordered keys / values; ``row_bits``: offsets of the rows' bit words)."""
+    keep_a = qpos >= -1
+    keep_b = keep_a
+    for i in range(start, end, STEP):
+        col_a = tl.load(Lists + tile.to(tl.int64) * C + i)
+        has_b = i + 1 < end
+        col_b = tl.load(Lists + tile.to(tl.int64) * C + i + 1, mask=has_b & (STEP == 2), other=col_a)
         if ROW_BITS:
-            row_keep = ((tl.load(Bits + row_bits + col // 32) >> (col % 32)) & 1) != 0
-        m_i, l_i, acc = _attend(q, KS + unit * T * D, VS + unit * T * D, key_pos + unit * T, qpos, row_keep, m_i,
-                                l_i, acc, qk_scale, T, D, CAUSAL, ROW_BITS)
+            keep_a = _row_keep(Bits, row_bits, col_a)
+            keep_b = _row_keep(Bits, row_bits, col_b)
+        m_i, l_i, acc = _attend(q, KS, VS, key_pos, tl.load(Columns + b * C + col_a),
+                                tl.load(Columns + b * C + col_b), has_b, qpos, keep_a, keep_b, m_i, l_i, acc,
+                                qk_scale, T, D, STEP, CAUSAL, ROW_BITS)
     return m_i, l_i, acc
 
 
 @triton.jit
 def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, SlotPos, KeyPos, Columns, Lists, Counts,
                          FullCounts, Fixed, FixedVisible, Bits, qk_scale, heads, kv_heads, num_units, num_fixed,
-                         T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, ROW_BITS: tl.constexpr):
+                         T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, STEP: tl.constexpr,
+                         ROW_BITS: tl.constexpr):
     group = heads // kv_heads
     b, hk, u, g = program_tile(tl.program_id(0), num_units, group, kv_heads)
     h = hk * group + g
@@ -95,14 +121,17 @@ def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, Slo
     row_bits = (bh.to(tl.int64) * slots + slot) * (C // 32)
     full = tl.load(FullCounts + tile)
     m_i, l_i, acc = _attend_listed(q, KS + kv, VS + kv, key_pos, Lists, Columns, Bits, row_bits, b, tile, 0, full,
-                                   qpos, m_i, l_i, acc, qk_scale, T, C, D, False, ROW_BITS)
+                                   qpos, m_i, l_i, acc, qk_scale, T, C, D, STEP, False, ROW_BITS)
     m_i, l_i, acc = _attend_listed(q, KS + kv, VS + kv, key_pos, Lists, Columns, Bits, row_bits, b, tile,
                                    C - (tl.load(Counts + tile) - full), C, qpos, m_i, l_i, acc, qk_scale, T, C, D,
-                                   True, ROW_BITS)
-    for i in range(tl.load(FixedVisible + b * num_units + u)):
-        unit = tl.load(Fixed + b * num_fixed + i)
-        m_i, l_i, acc = _attend(q, KS + kv + unit * T * D, VS + kv + unit * T * D, key_pos + unit * T, qpos, valid,
-                                m_i, l_i, acc, qk_scale, T, D, True, False)
+                                   STEP, True, ROW_BITS)
+    visible = tl.load(FixedVisible + b * num_units + u)
+    for i in range(0, visible, STEP):
+        unit_a = tl.load(Fixed + b * num_fixed + i)
+        has_b = i + 1 < visible
+        unit_b = tl.load(Fixed + b * num_fixed + i + 1, mask=has_b & (STEP == 2), other=unit_a)
+        m_i, l_i, acc = _attend(q, KS + kv, VS + kv, key_pos, unit_a, unit_b, has_b, qpos, valid, valid, m_i, l_i,
+                                acc, qk_scale, T, D, STEP, True, False)
     out = (acc / tl.maximum(l_i, 1e-30)[:, None]).to(Out.dtype.element_ty)
     # positions reloaded and row pointers formed here: built from the first load, the (T, D) pointers stayed live
     # through the loops and spilled
@@ -118,11 +147,12 @@ def slot_order(x: Tensor, tiles: CubeTiles) -> Tensor:
 
 
 def sparse_flash(query: Tensor, key: Tensor, value: Tensor, tiles: CubeTiles, selection: KernelSelection,
-                 scaling: float) -> Tensor:
+                 scaling: float, launch: FlashLaunch | None = None) -> Tensor:
     """Attention of every query over its tile's listed units.
 
     Args:
         query: (B, H, S, D); key, value: (B, Hkv, S, D); bf16/fp16, last dim contiguous.
+        launch: the kernel's step width and launch configuration (default ``LAUNCH``).
     Returns:
         (B, S, H, D) in the query dtype (rows of padding positions unwritten).
     """
@@ -131,6 +161,7 @@ def sparse_flash(query: Tensor, key: Tensor, value: Tensor, tiles: CubeTiles, se
     units, tile = tiles.num_units, tiles.tile
     out = torch.empty(bsz, seq, heads, dim, dtype=query.dtype, device=query.device)
     bits = selection.bits
+    launch = launch or LAUNCH
     grid = (bsz * heads * units,)
     _sparse_flash_kernel[grid](
         query, query.stride(0), query.stride(1), query.stride(2), slot_order(key, tiles), slot_order(value, tiles),
@@ -138,6 +169,7 @@ def sparse_flash(query: Tensor, key: Tensor, value: Tensor, tiles: CubeTiles, se
         selection.lists, selection.counts, selection.full_counts, tiles.fixed, tiles.fixed_visible,
         selection.counts if bits is None else bits,
         scaling * math.log2(math.e), heads, kv_heads, units, tiles.fixed.shape[1],
-        T=tile, C=tiles.num_columns, D=dim, ROW_BITS=bits is not None, num_warps=NUM_WARPS, num_stages=NUM_STAGES,
+        T=tile, C=tiles.num_columns, D=dim, STEP=launch.units_per_step, ROW_BITS=bits is not None,
+        num_warps=launch.num_warps, num_stages=launch.num_stages,
     )
     return out
