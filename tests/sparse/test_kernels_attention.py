@@ -120,19 +120,12 @@ def test_p_one_equals_dense_causal_attention():
 
 @needs_interpreter
 @pytest.mark.parametrize("select", ["token", "cube"])
-def test_one_and_two_key_units_per_step_agree(select: str):
+def test_tensor_descriptor_and_pointer_loads_agree(select: str):
     from adaspark_eval.sparse.kernels.flash import FlashLaunch, sparse_flash
 
-    # LLM grid 4 x 4 x 12, cube 2 x 4 x 4: 3 cubes per time slab, so token-select lists (unions) are odd too
-    layout = build_layout(torch.tensor([[TEXT] * 5 + [VIDEO] * 192 + [TEXT] * 7]), video_token_id=VIDEO,
-                          image_token_id=8, cube=(2, 4, 4), video_grid_thw=torch.tensor([[4, 8, 24]]))
-    gen = torch.Generator().manual_seed(5)
-    q, k, v = (torch.randn(1, h, layout.seq_len, DIM, generator=gen).to(torch.bfloat16)
-               for h in (HEADS, KV_HEADS, KV_HEADS))
+    layout, q, k, v = _inputs(2, torch.bfloat16, seed=5)
     tiles = build_tiles(layout, "all")
     selection = select_tiles(q, k, tiles, choosing_units(layout, "dense"), select, 0.6, None, DIM**-0.5)
-    sections = (selection.full_counts, selection.counts - selection.full_counts, tiles.fixed_visible)
-    assert all(bool((n % 2 == 1).any()) for n in sections)  # odd runs: their last step has one unit
-    one, two = (sparse_flash(q, k, v, tiles, selection, DIM**-0.5, FlashLaunch(units_per_step=n)) for n in (1, 2))
+    pointer, described = (sparse_flash(q, k, v, tiles, selection, DIM**-0.5, FlashLaunch(tma=tma)) for tma in (False, True))
     real = layout.unit != -1
-    assert (one[real].float() - two[real].float()).norm() / one[real].float().norm() < 1e-2
+    assert torch.equal(pointer[real], described[real])

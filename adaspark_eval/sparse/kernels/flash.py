@@ -20,6 +20,7 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 from adaspark_eval.sparse.kernels.dot import dot
 from adaspark_eval.sparse.kernels.select import KernelSelection, program_tile
@@ -29,10 +30,11 @@ MASKED = tl.constexpr(-1.0e30)  # finite: a row whose first key tile is all mask
 
 
 class FlashLaunch(NamedTuple):
-    """How the attention kernel runs: key units per online-softmax step (1, or 2 for (T, 2T) score tiles that
-    keep the tensor cores busier), warps per program, software-pipeline stages."""
+    """How the attention kernel runs: key/value tiles read by the tensor memory accelerator (``tma``, Hopper
+    and later: asynchronous bulk copies the compiler pipelines) or by per-thread loads; warps per program;
+    software-pipeline stages."""
 
-    units_per_step: int = 2
+    tma: bool = False
     num_warps: int = 4
     num_stages: int = 2
 
@@ -41,65 +43,62 @@ LAUNCH = FlashLaunch()  # the default; benchmarks/bench_kernels.py (section ``la
 
 
 @triton.jit
-def _attend(q, KS, VS, KeyPos, unit_a, unit_b, has_b, qpos, keep_a, keep_b, m_i, l_i, acc, qk_scale,
-            T: tl.constexpr, D: tl.constexpr, STEP: tl.constexpr, CAUSAL: tl.constexpr, ROW_BITS: tl.constexpr):
-    """One online-softmax step over ``STEP`` (1 or 2) key units of ``T`` slots: ``unit_a``, and ``unit_b``
-    when ``has_b``. ``KS`` / ``VS`` / ``KeyPos``: this KV head's slot-ordered keys, values (slots, D) and key
-    positions; causal mask if ``CAUSAL``; the rows' bits for each unit, ``keep_a`` / ``keep_b`` (T,), if
-    ``ROW_BITS``."""
-    keys = tl.arange(0, STEP * T)
-    dims = tl.arange(0, D)
-    second = keys >= T
-    slot = tl.where(second, unit_b * T + keys - T, unit_a * T + keys)
-    k = tl.load(KS + slot.to(tl.int64)[:, None] * D + dims[None, :])
-    qk = dot(q, tl.trans(k), tl.zeros([T, STEP * T], dtype=tl.float32)) * qk_scale
-    mask = (~second | has_b)[None, :]
+def _load_tile(X, row, T: tl.constexpr, D: tl.constexpr, TMA: tl.constexpr):
+    """Rows ``row : row + T`` of the (slots, D) slot-ordered keys or values ``X`` (a tensor descriptor if
+    ``TMA``, else a pointer)."""
+    if TMA:
+        tile = X.load([row, 0])
+    else:
+        tile = tl.load(X + (row + tl.arange(0, T)).to(tl.int64)[:, None] * D + tl.arange(0, D)[None, :])
+    return tile
+
+
+@triton.jit
+def _attend(q, K, V, row, KeyPos, qpos, row_keep, m_i, l_i, acc, qk_scale, T: tl.constexpr, D: tl.constexpr,
+            CAUSAL: tl.constexpr, ROW_BITS: tl.constexpr, TMA: tl.constexpr):
+    """One key tile: slots ``row : row + T`` of ``K`` / ``V`` (key positions at ``KeyPos``): the online-softmax
+    update, with the causal mask if ``CAUSAL`` and the rows' bits ``row_keep`` (T,) if ``ROW_BITS``."""
+    keys = tl.arange(0, T)
+    k = _load_tile(K, row, T, D, TMA)
+    qk = dot(q, tl.trans(k), tl.zeros([T, T], dtype=tl.float32)) * qk_scale
     if CAUSAL:
-        mask = mask & (tl.load(KeyPos + slot)[None, :] <= qpos[:, None])
-    if ROW_BITS:
-        mask = mask & tl.where(second[None, :], keep_b[:, None], keep_a[:, None])
-    qk = tl.where(mask, qk, MASKED)
+        mask = tl.load(KeyPos + keys)[None, :] <= qpos[:, None]
+        if ROW_BITS:
+            mask = mask & row_keep[:, None]
+        qk = tl.where(mask, qk, MASKED)
+    elif ROW_BITS:
+        qk = tl.where(row_keep[:, None], qk, MASKED)
     m_new = tl.maximum(m_i, tl.max(qk, 1))
     alpha = tl.exp2(m_i - m_new)
     prob = tl.exp2(qk - m_new[:, None])
-    v = tl.load(VS + slot.to(tl.int64)[:, None] * D + dims[None, :])
+    v = _load_tile(V, row, T, D, TMA)
     acc = dot(prob.to(v.dtype), v, acc * alpha[:, None])
     l_i = l_i * alpha + tl.sum(prob, 1)
     return m_new, l_i, acc
 
 
 @triton.jit
-def _row_keep(Bits, row_bits, col):
-    """(T,) the rows' bits for column ``col``."""
-    return ((tl.load(Bits + row_bits + col // 32) >> (col % 32)) & 1) != 0
-
-
-@triton.jit
-def _attend_listed(q, KS, VS, key_pos, Lists, Columns, Bits, row_bits, b, tile, start, end, qpos, m_i, l_i, acc,
-                   qk_scale, T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, STEP: tl.constexpr,
-                   CAUSAL: tl.constexpr, ROW_BITS: tl.constexpr):
-    """Entries ``start:end`` of the tile's list, ``STEP`` at a time (``KS`` / ``VS``: this KV head's
-    slot-ordered keys / values; ``row_bits``: offsets of the rows' bit words)."""
-    keep_a = qpos >= -1
-    keep_b = keep_a
-    for i in range(start, end, STEP):
-        col_a = tl.load(Lists + tile.to(tl.int64) * C + i)
-        has_b = i + 1 < end
-        col_b = tl.load(Lists + tile.to(tl.int64) * C + i + 1, mask=has_b & (STEP == 2), other=col_a)
+def _attend_listed(q, KS, VS, head_row, key_pos, Lists, Columns, Bits, row_bits, b, tile, start, end, qpos, m_i, l_i,
+                   acc, qk_scale, T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, CAUSAL: tl.constexpr,
+                   ROW_BITS: tl.constexpr, TMA: tl.constexpr):
+    """Entries ``start:end`` of the tile's list (``KS`` / ``VS``: slot-ordered keys / values, this KV head's
+    from row ``head_row``; ``row_bits``: offsets of the rows' bit words)."""
+    row_keep = qpos >= -1
+    for i in range(start, end):
+        col = tl.load(Lists + tile.to(tl.int64) * C + i)
+        unit = tl.load(Columns + b * C + col)
         if ROW_BITS:
-            keep_a = _row_keep(Bits, row_bits, col_a)
-            keep_b = _row_keep(Bits, row_bits, col_b)
-        m_i, l_i, acc = _attend(q, KS, VS, key_pos, tl.load(Columns + b * C + col_a),
-                                tl.load(Columns + b * C + col_b), has_b, qpos, keep_a, keep_b, m_i, l_i, acc,
-                                qk_scale, T, D, STEP, CAUSAL, ROW_BITS)
+            row_keep = ((tl.load(Bits + row_bits + col // 32) >> (col % 32)) & 1) != 0
+        m_i, l_i, acc = _attend(q, KS, VS, head_row + unit * T, key_pos + unit * T, qpos, row_keep, m_i, l_i, acc,
+                                qk_scale, T, D, CAUSAL, ROW_BITS, TMA)
     return m_i, l_i, acc
 
 
 @triton.jit
 def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, SlotPos, KeyPos, Columns, Lists, Counts,
                          FullCounts, Fixed, FixedVisible, Bits, qk_scale, heads, kv_heads, num_units, num_fixed,
-                         T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, STEP: tl.constexpr,
-                         ROW_BITS: tl.constexpr):
+                         T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, ROW_BITS: tl.constexpr,
+                         TMA: tl.constexpr):
     group = heads // kv_heads
     b, hk, u, g = program_tile(tl.program_id(0), num_units, group, kv_heads)
     h = hk * group + g
@@ -115,23 +114,20 @@ def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, Slo
     m_i = tl.zeros([T], dtype=tl.float32) + MASKED
     l_i = tl.zeros([T], dtype=tl.float32)
     acc = tl.zeros([T, D], dtype=tl.float32)
-    kv = (b * kv_heads + hk).to(tl.int64) * slots * D
+    head_row = (b * kv_heads + hk) * slots
     key_pos = KeyPos + b * slots
     tile = bh * num_units + u
     row_bits = (bh.to(tl.int64) * slots + slot) * (C // 32)
     full = tl.load(FullCounts + tile)
-    m_i, l_i, acc = _attend_listed(q, KS + kv, VS + kv, key_pos, Lists, Columns, Bits, row_bits, b, tile, 0, full,
-                                   qpos, m_i, l_i, acc, qk_scale, T, C, D, STEP, False, ROW_BITS)
-    m_i, l_i, acc = _attend_listed(q, KS + kv, VS + kv, key_pos, Lists, Columns, Bits, row_bits, b, tile,
+    m_i, l_i, acc = _attend_listed(q, KS, VS, head_row, key_pos, Lists, Columns, Bits, row_bits, b, tile, 0, full,
+                                   qpos, m_i, l_i, acc, qk_scale, T, C, D, False, ROW_BITS, TMA)
+    m_i, l_i, acc = _attend_listed(q, KS, VS, head_row, key_pos, Lists, Columns, Bits, row_bits, b, tile,
                                    C - (tl.load(Counts + tile) - full), C, qpos, m_i, l_i, acc, qk_scale, T, C, D,
-                                   STEP, True, ROW_BITS)
-    visible = tl.load(FixedVisible + b * num_units + u)
-    for i in range(0, visible, STEP):
-        unit_a = tl.load(Fixed + b * num_fixed + i)
-        has_b = i + 1 < visible
-        unit_b = tl.load(Fixed + b * num_fixed + i + 1, mask=has_b & (STEP == 2), other=unit_a)
-        m_i, l_i, acc = _attend(q, KS + kv, VS + kv, key_pos, unit_a, unit_b, has_b, qpos, valid, valid, m_i, l_i,
-                                acc, qk_scale, T, D, STEP, True, False)
+                                   True, ROW_BITS, TMA)
+    for i in range(tl.load(FixedVisible + b * num_units + u)):
+        unit = tl.load(Fixed + b * num_fixed + i)
+        m_i, l_i, acc = _attend(q, KS, VS, head_row + unit * T, key_pos + unit * T, qpos, valid, m_i, l_i, acc,
+                                qk_scale, T, D, True, False, TMA)
     out = (acc / tl.maximum(l_i, 1e-30)[:, None]).to(Out.dtype.element_ty)
     # positions reloaded and row pointers formed here: built from the first load, the (T, D) pointers stayed live
     # through the loops and spilled
@@ -152,7 +148,7 @@ def sparse_flash(query: Tensor, key: Tensor, value: Tensor, tiles: CubeTiles, se
 
     Args:
         query: (B, H, S, D); key, value: (B, Hkv, S, D); bf16/fp16, last dim contiguous.
-        launch: the kernel's step width and launch configuration (default ``LAUNCH``).
+        launch: the kernel's launch configuration (default ``LAUNCH``).
     Returns:
         (B, S, H, D) in the query dtype (rows of padding positions unwritten).
     """
@@ -162,14 +158,17 @@ def sparse_flash(query: Tensor, key: Tensor, value: Tensor, tiles: CubeTiles, se
     out = torch.empty(bsz, seq, heads, dim, dtype=query.dtype, device=query.device)
     bits = selection.bits
     launch = launch or LAUNCH
+    keys, values = (slot_order(x, tiles).view(-1, dim) for x in (key, value))  # (B * Hkv * U * T, D)
+    if launch.tma:
+        keys, values = (TensorDescriptor.from_tensor(x, block_shape=[tile, dim]) for x in (keys, values))
     grid = (bsz * heads * units,)
     _sparse_flash_kernel[grid](
-        query, query.stride(0), query.stride(1), query.stride(2), slot_order(key, tiles), slot_order(value, tiles),
+        query, query.stride(0), query.stride(1), query.stride(2), keys, values,
         out, out.stride(0), out.stride(1), out.stride(2), tiles.slot_pos, tiles.key_pos, tiles.columns,
         selection.lists, selection.counts, selection.full_counts, tiles.fixed, tiles.fixed_visible,
         selection.counts if bits is None else bits,
         scaling * math.log2(math.e), heads, kv_heads, units, tiles.fixed.shape[1],
-        T=tile, C=tiles.num_columns, D=dim, STEP=launch.units_per_step, ROW_BITS=bits is not None,
-        num_warps=launch.num_warps, num_stages=launch.num_stages,
+        T=tile, C=tiles.num_columns, D=dim, ROW_BITS=bits is not None, TMA=launch.tma, num_warps=launch.num_warps,
+        num_stages=launch.num_stages,
     )
     return out
