@@ -7,6 +7,6 @@ out=${1:-results/embedded-niah}
 adaspark-eval niah generate --out "$out/data/videoniah" --n 24 --seed 3000000 --length 8 --resolution 448x448 \
     --fps 1 --duration 2 --types ret_insert1,ret_insert2 --tries 4
 adaspark-eval sweep --task videoniah --data-root "$out/data" --model niah-small --dtype float32 \
-    --p 1.0,0.7,0.5,0.4 --output "$out/sweep"
+    --p 1.0,0.7,0.5,0.4,0.3,0.2,0.1 --output "$out/sweep"
 adaspark-eval report table --results "$out/sweep" --out "$out/table.md"
 adaspark-eval report plot --results "$out/sweep" --out "$out/plots"

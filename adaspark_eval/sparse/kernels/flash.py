@@ -39,7 +39,16 @@ class FlashLaunch(NamedTuple):
     num_stages: int = 2
 
 
-LAUNCH = FlashLaunch()  # the default; benchmarks/bench_kernels.py (section ``launch``) compares the others
+LAUNCH: FlashLaunch | None = None  # set to override ``default_launch`` (benchmarks/bench_kernels.py, section launch)
+
+
+def default_launch(device: torch.device) -> FlashLaunch:
+    """Tensor-descriptor loads and 3 stages on Hopper and later (12% faster than pointer loads at 64k tokens on
+    an H200, ``benchmarks/RESULTS.md``); pointer loads elsewhere (older GPUs, the CPU interpreter)."""
+    if LAUNCH is not None:
+        return LAUNCH
+    hopper = device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
+    return FlashLaunch(tma=True, num_stages=3) if hopper else FlashLaunch()
 
 
 @triton.jit
@@ -148,7 +157,7 @@ def sparse_flash(query: Tensor, key: Tensor, value: Tensor, tiles: CubeTiles, se
 
     Args:
         query: (B, H, S, D); key, value: (B, Hkv, S, D); bf16/fp16, last dim contiguous.
-        launch: the kernel's launch configuration (default ``LAUNCH``).
+        launch: the kernel's launch configuration (default: ``default_launch``).
     Returns:
         (B, S, H, D) in the query dtype (rows of padding positions unwritten).
     """
@@ -157,7 +166,7 @@ def sparse_flash(query: Tensor, key: Tensor, value: Tensor, tiles: CubeTiles, se
     units, tile = tiles.num_units, tiles.tile
     out = torch.empty(bsz, seq, heads, dim, dtype=query.dtype, device=query.device)
     bits = selection.bits
-    launch = launch or LAUNCH
+    launch = launch or default_launch(query.device)
     keys, values = (slot_order(x, tiles).view(-1, dim) for x in (key, value))  # (B * Hkv * U * T, D)
     if launch.tma:
         keys, values = (TensorDescriptor.from_tensor(x, block_shape=[tile, dim]) for x in (keys, values))
