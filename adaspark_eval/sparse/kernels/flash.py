@@ -32,13 +32,11 @@ MASKED = tl.constexpr(-1.0e30)  # finite: a row whose first key tile is all mask
 class FlashLaunch(NamedTuple):
     """How the attention kernel runs: key/value tiles read by the tensor memory accelerator (``tma``, Hopper
     and later: asynchronous bulk copies the compiler pipelines) or by per-thread loads; warps per program;
-    software-pipeline stages; ``pipeline_loop``: pipeline every load of the key-tile loops (the list entries
-    and key positions too), not only the loads that feed a dot."""
+    software-pipeline stages."""
 
     tma: bool = False
     num_warps: int = 4
     num_stages: int = 2
-    pipeline_loop: bool = False
 
 
 LAUNCH: FlashLaunch | None = None  # set to override ``default_launch`` (benchmarks/bench_kernels.py, section launch)
@@ -91,11 +89,11 @@ def _attend(q, K, V, row, KeyPos, qpos, row_keep, m_i, l_i, acc, qk_scale, T: tl
 @triton.jit
 def _attend_listed(q, KS, VS, head_row, key_pos, Lists, Columns, Bits, row_bits, b, tile, start, end, qpos, m_i, l_i,
                    acc, qk_scale, T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, CAUSAL: tl.constexpr,
-                   ROW_BITS: tl.constexpr, TMA: tl.constexpr, LOOP_STAGES: tl.constexpr):
+                   ROW_BITS: tl.constexpr, TMA: tl.constexpr):
     """Entries ``start:end`` of the tile's list (``KS`` / ``VS``: slot-ordered keys / values, this KV head's
     from row ``head_row``; ``row_bits``: offsets of the rows' bit words)."""
     row_keep = qpos >= -1
-    for i in tl.range(start, end, num_stages=LOOP_STAGES):
+    for i in range(start, end):
         col = tl.load(Lists + tile.to(tl.int64) * C + i)
         unit = tl.load(Columns + b * C + col)
         if ROW_BITS:
@@ -109,7 +107,7 @@ def _attend_listed(q, KS, VS, head_row, key_pos, Lists, Columns, Bits, row_bits,
 def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, SlotPos, KeyPos, Columns, Lists, Counts,
                          FullCounts, Fixed, FixedVisible, Bits, qk_scale, heads, kv_heads, num_units, num_fixed,
                          T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, ROW_BITS: tl.constexpr,
-                         TMA: tl.constexpr, LOOP_STAGES: tl.constexpr):
+                         TMA: tl.constexpr):
     group = heads // kv_heads
     b, hk, u, g = program_tile(tl.program_id(0), num_units, group, kv_heads)
     h = hk * group + g
@@ -131,11 +129,11 @@ def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, Slo
     row_bits = (bh.to(tl.int64) * slots + slot) * (C // 32)
     full = tl.load(FullCounts + tile)
     m_i, l_i, acc = _attend_listed(q, KS, VS, head_row, key_pos, Lists, Columns, Bits, row_bits, b, tile, 0, full,
-                                   qpos, m_i, l_i, acc, qk_scale, T, C, D, False, ROW_BITS, TMA, LOOP_STAGES)
+                                   qpos, m_i, l_i, acc, qk_scale, T, C, D, False, ROW_BITS, TMA)
     m_i, l_i, acc = _attend_listed(q, KS, VS, head_row, key_pos, Lists, Columns, Bits, row_bits, b, tile,
                                    C - (tl.load(Counts + tile) - full), C, qpos, m_i, l_i, acc, qk_scale, T, C, D,
-                                   True, ROW_BITS, TMA, LOOP_STAGES)
-    for i in tl.range(tl.load(FixedVisible + b * num_units + u), num_stages=LOOP_STAGES):
+                                   True, ROW_BITS, TMA)
+    for i in range(tl.load(FixedVisible + b * num_units + u)):
         unit = tl.load(Fixed + b * num_fixed + i)
         m_i, l_i, acc = _attend(q, KS, VS, head_row + unit * T, key_pos + unit * T, qpos, valid, m_i, l_i, acc,
                                 qk_scale, T, D, True, False, TMA)
@@ -179,8 +177,7 @@ def sparse_flash(query: Tensor, key: Tensor, value: Tensor, tiles: CubeTiles, se
         selection.lists, selection.counts, selection.full_counts, tiles.fixed, tiles.fixed_visible,
         selection.counts if bits is None else bits,
         scaling * math.log2(math.e), heads, kv_heads, units, tiles.fixed.shape[1],
-        T=tile, C=tiles.num_columns, D=dim, ROW_BITS=bits is not None, TMA=launch.tma,
-        LOOP_STAGES=launch.num_stages if launch.pipeline_loop else None, num_warps=launch.num_warps,
+        T=tile, C=tiles.num_columns, D=dim, ROW_BITS=bits is not None, TMA=launch.tma, num_warps=launch.num_warps,
         num_stages=launch.num_stages,
     )
     return out
