@@ -16,7 +16,7 @@ import typer
 from adaspark_eval.benchmarks import DATA_ROOT_ENV, Benchmark, data_root, parse_tasks
 from adaspark_eval.benchmarks.demo import demo_root
 from adaspark_eval.cli.common import fail, friendly, with_knobs
-from adaspark_eval.evaluation.parallel import launch, world_size
+from adaspark_eval.evaluation.parallel import launch, leave, world_size
 from adaspark_eval.evaluation.runner import check_data, evaluate
 from adaspark_eval.evaluation.sweep import grid, sweep
 from adaspark_eval.lmms.inputs import VideoSettings
@@ -109,6 +109,7 @@ def _command(many: bool) -> Callable[..., None]:
             evaluate(lm, benchmarks, root, limit=limit)
         if lm.rank == 0:
             _print_overview(folder)
+        leave()
 
     command.__doc__ = (
         "Evaluate a grid of configs (comma-separated values on any knob), one run folder each; each video is "

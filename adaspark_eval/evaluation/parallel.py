@@ -51,6 +51,13 @@ def gather_served(served: Sequence[Any]) -> list[Any]:
     return [keys[i] for i in range(longest) for keys in lists if i < len(keys)]
 
 
+def leave() -> None:
+    """In a launched process whose collectives are all done, take down its process group (torch warns
+    about, and may leak, one left at exit); nothing in a single process."""
+    if world_size() > 1 and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def launch(num_processes: int, argv: Sequence[str]) -> int:
     """Run ``adaspark-eval <argv>`` in ``num_processes`` processes (the environment torchrun gives: rank,
     world size, rendezvous address), in this process group, so killing the group kills them all. Returns
