@@ -120,14 +120,12 @@ def test_p_one_equals_dense_causal_attention():
 
 @needs_interpreter
 @pytest.mark.parametrize("select", ["token", "cube"])
-def test_launch_configurations_agree(select: str):
+def test_tensor_descriptor_and_pointer_loads_agree(select: str):
     from adaspark_eval.sparse.kernels.flash import FlashLaunch, sparse_flash
 
     layout, q, k, v = _inputs(2, torch.bfloat16, seed=5)
     tiles = build_tiles(layout, "all")
     selection = select_tiles(q, k, tiles, choosing_units(layout, "dense"), select, 0.6, None, DIM**-0.5)
-    pointer, described, lazy = (sparse_flash(q, k, v, tiles, selection, DIM**-0.5, launch) for launch in (
-        FlashLaunch(), FlashLaunch(tma=True, num_stages=3), FlashLaunch(lazy_rescale=True)))
+    pointer, described = (sparse_flash(q, k, v, tiles, selection, DIM**-0.5, FlashLaunch(tma=tma)) for tma in (False, True))
     real = layout.unit != -1
     assert torch.equal(pointer[real], described[real])
-    assert (lazy[real].float() - pointer[real].float()).norm() / pointer[real].float().norm() < 1e-2

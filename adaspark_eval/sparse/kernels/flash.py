@@ -27,19 +27,16 @@ from adaspark_eval.sparse.kernels.select import KernelSelection, program_tile
 from adaspark_eval.sparse.kernels.tiles import CubeTiles
 
 MASKED = tl.constexpr(-1.0e30)  # finite: a row whose first key tile is all masked stays NaN-free and is erased later
-RESCALE_SLACK = tl.constexpr(8.0)  # lazy rescaling: the running max is kept until a row's grows by 2^8 (log2 units)
 
 
 class FlashLaunch(NamedTuple):
     """How the attention kernel runs: key/value tiles read by the tensor memory accelerator (``tma``, Hopper
     and later: asynchronous bulk copies the compiler pipelines) or by per-thread loads; warps per program;
-    software-pipeline stages; ``lazy_rescale``: rescale the running output only when some row's maximum grew
-    by more than 2^8 since the last rescale, rather than at every key tile (the same result up to rounding)."""
+    software-pipeline stages."""
 
     tma: bool = False
     num_warps: int = 4
     num_stages: int = 2
-    lazy_rescale: bool = False
 
 
 LAUNCH: FlashLaunch | None = None  # set to override ``default_launch`` (benchmarks/bench_kernels.py, section launch)
@@ -67,12 +64,12 @@ def _load_tile(X, row, T: tl.constexpr, D: tl.constexpr, TMA: tl.constexpr):
 
 @triton.jit
 def _attend(q, K, V, row, KeyPos, qpos, row_keep, m_i, l_i, acc, qk_scale, T: tl.constexpr, D: tl.constexpr,
-            CAUSAL: tl.constexpr, ROW_BITS: tl.constexpr, TMA: tl.constexpr, LAZY: tl.constexpr):
+            CAUSAL: tl.constexpr, ROW_BITS: tl.constexpr, TMA: tl.constexpr):
     """One key tile: slots ``row : row + T`` of ``K`` / ``V`` (key positions at ``KeyPos``): the online-softmax
     update, with the causal mask if ``CAUSAL`` and the rows' bits ``row_keep`` (T,) if ``ROW_BITS``."""
     keys = tl.arange(0, T)
     k = _load_tile(K, row, T, D, TMA)
-    qk = dot(q, tl.trans(k), tl.zeros([T, T], dtype=tl.float32))  # unscaled: the scale folds into exp2's argument
+    qk = dot(q, tl.trans(k), tl.zeros([T, T], dtype=tl.float32)) * qk_scale
     if CAUSAL:
         mask = tl.load(KeyPos + keys)[None, :] <= qpos[:, None]
         if ROW_BITS:
@@ -80,29 +77,19 @@ def _attend(q, K, V, row, KeyPos, qpos, row_keep, m_i, l_i, acc, qk_scale, T: tl
         qk = tl.where(mask, qk, MASKED)
     elif ROW_BITS:
         qk = tl.where(row_keep[:, None], qk, MASKED)
-    m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-    if LAZY:
-        if tl.max(m_new - m_i, 0) > RESCALE_SLACK:
-            alpha = tl.exp2(m_i - m_new)
-            acc = acc * alpha[:, None]
-            l_i = l_i * alpha
-            m_i = m_new
-    else:
-        alpha = tl.exp2(m_i - m_new)
-        acc = acc * alpha[:, None]
-        l_i = l_i * alpha
-        m_i = m_new
-    prob = tl.exp2(qk * qk_scale - m_i[:, None])
+    m_new = tl.maximum(m_i, tl.max(qk, 1))
+    alpha = tl.exp2(m_i - m_new)
+    prob = tl.exp2(qk - m_new[:, None])
     v = _load_tile(V, row, T, D, TMA)
-    acc = dot(prob.to(v.dtype), v, acc)
-    l_i = l_i + tl.sum(prob, 1)
-    return m_i, l_i, acc
+    acc = dot(prob.to(v.dtype), v, acc * alpha[:, None])
+    l_i = l_i * alpha + tl.sum(prob, 1)
+    return m_new, l_i, acc
 
 
 @triton.jit
 def _attend_listed(q, KS, VS, head_row, key_pos, Lists, Columns, Bits, row_bits, b, tile, start, end, qpos, m_i, l_i,
                    acc, qk_scale, T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, CAUSAL: tl.constexpr,
-                   ROW_BITS: tl.constexpr, TMA: tl.constexpr, LAZY: tl.constexpr):
+                   ROW_BITS: tl.constexpr, TMA: tl.constexpr):
     """Entries ``start:end`` of the tile's list (``KS`` / ``VS``: slot-ordered keys / values, this KV head's
     from row ``head_row``; ``row_bits``: offsets of the rows' bit words)."""
     row_keep = qpos >= -1
@@ -112,7 +99,7 @@ def _attend_listed(q, KS, VS, head_row, key_pos, Lists, Columns, Bits, row_bits,
         if ROW_BITS:
             row_keep = ((tl.load(Bits + row_bits + col // 32) >> (col % 32)) & 1) != 0
         m_i, l_i, acc = _attend(q, KS, VS, head_row + unit * T, key_pos + unit * T, qpos, row_keep, m_i, l_i, acc,
-                                qk_scale, T, D, CAUSAL, ROW_BITS, TMA, LAZY)
+                                qk_scale, T, D, CAUSAL, ROW_BITS, TMA)
     return m_i, l_i, acc
 
 
@@ -120,7 +107,7 @@ def _attend_listed(q, KS, VS, head_row, key_pos, Lists, Columns, Bits, row_bits,
 def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, SlotPos, KeyPos, Columns, Lists, Counts,
                          FullCounts, Fixed, FixedVisible, Bits, qk_scale, heads, kv_heads, num_units, num_fixed,
                          T: tl.constexpr, C: tl.constexpr, D: tl.constexpr, ROW_BITS: tl.constexpr,
-                         TMA: tl.constexpr, LAZY: tl.constexpr):
+                         TMA: tl.constexpr):
     group = heads // kv_heads
     b, hk, u, g = program_tile(tl.program_id(0), num_units, group, kv_heads)
     h = hk * group + g
@@ -142,14 +129,14 @@ def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, Slo
     row_bits = (bh.to(tl.int64) * slots + slot) * (C // 32)
     full = tl.load(FullCounts + tile)
     m_i, l_i, acc = _attend_listed(q, KS, VS, head_row, key_pos, Lists, Columns, Bits, row_bits, b, tile, 0, full,
-                                   qpos, m_i, l_i, acc, qk_scale, T, C, D, False, ROW_BITS, TMA, LAZY)
+                                   qpos, m_i, l_i, acc, qk_scale, T, C, D, False, ROW_BITS, TMA)
     m_i, l_i, acc = _attend_listed(q, KS, VS, head_row, key_pos, Lists, Columns, Bits, row_bits, b, tile,
                                    C - (tl.load(Counts + tile) - full), C, qpos, m_i, l_i, acc, qk_scale, T, C, D,
-                                   True, ROW_BITS, TMA, LAZY)
+                                   True, ROW_BITS, TMA)
     for i in range(tl.load(FixedVisible + b * num_units + u)):
         unit = tl.load(Fixed + b * num_fixed + i)
         m_i, l_i, acc = _attend(q, KS, VS, head_row + unit * T, key_pos + unit * T, qpos, valid, m_i, l_i, acc,
-                                qk_scale, T, D, True, False, TMA, LAZY)
+                                qk_scale, T, D, True, False, TMA)
     out = (acc / tl.maximum(l_i, 1e-30)[:, None]).to(Out.dtype.element_ty)
     # positions reloaded and row pointers formed here: built from the first load, the (T, D) pointers stayed live
     # through the loops and spilled
@@ -190,8 +177,7 @@ def sparse_flash(query: Tensor, key: Tensor, value: Tensor, tiles: CubeTiles, se
         selection.lists, selection.counts, selection.full_counts, tiles.fixed, tiles.fixed_visible,
         selection.counts if bits is None else bits,
         scaling * math.log2(math.e), heads, kv_heads, units, tiles.fixed.shape[1],
-        T=tile, C=tiles.num_columns, D=dim, ROW_BITS=bits is not None, TMA=launch.tma, LAZY=launch.lazy_rescale,
-        num_warps=launch.num_warps,
+        T=tile, C=tiles.num_columns, D=dim, ROW_BITS=bits is not None, TMA=launch.tma, num_warps=launch.num_warps,
         num_stages=launch.num_stages,
     )
     return out
