@@ -20,7 +20,11 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from triton.tools.tensor_descriptor import TensorDescriptor
+
+try:
+    from triton.tools.tensor_descriptor import TensorDescriptor
+except ImportError:  # Triton before 3.3: pointer loads only
+    TensorDescriptor = None
 
 from adaspark_eval.sparse.kernels.dot import dot
 from adaspark_eval.sparse.kernels.select import KernelSelection, program_tile
@@ -48,7 +52,7 @@ def default_launch(device: torch.device) -> FlashLaunch:
     if LAUNCH is not None:
         return LAUNCH
     hopper = device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
-    return FlashLaunch(tma=True, num_stages=3) if hopper else FlashLaunch()
+    return FlashLaunch(tma=True, num_stages=3) if hopper and TensorDescriptor is not None else FlashLaunch()
 
 
 @triton.jit
