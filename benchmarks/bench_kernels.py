@@ -315,7 +315,8 @@ def ffn_section(tokens: int, device: torch.device) -> dict[str, Any]:
     residual, hidden = (torch.randn(1, tokens, HIDDEN, device=device, generator=gen).bfloat16() for _ in range(2))
     mlp = random_mlp(device, scale=0.02)
     groups = reference_ffn.group_ids(layout, "cube")
-    result: dict[str, Any] = {"tokens": tokens, "dense_ms": median_ms(lambda: mlp(hidden))}
+    result: dict[str, Any] = {"tokens": tokens, "dense_ms": median_ms(lambda: mlp(hidden)),
+                              "group_lists_ms": median_ms(functools.partial(kernel_ffn.build_members, groups))}
     runs = []
     for fraction in FFN_FRACTIONS:
         rule = ffn_rule(1.0, fraction)
@@ -499,6 +500,9 @@ def markdown(results: dict[str, Any]) -> str:
                 "Target: sparse FFN (keep + gather/MLP/scatter) <= 1.1 x active fraction x dense MLP.", ""]
         out += table(["tokens", "dense MLP", "fixed ratio", "active", "keep", "gather+MLP+scatter", "total",
                       "MLP on active only", "reference total", "target", "met"], ffn_rows(results["ffn"]))
+        if all("group_lists_ms" in f for f in results["ffn"]):
+            lists = ", ".join(f"{f['tokens']}: {f['group_lists_ms']:.2f} ms" for f in results["ffn"])
+            out += ["", f"Group lists (once per forward, shared by all layers; not in the times above): {lists}."]
         out.append("")
     if results.get("prefill"):
         out += ["## Whole prefill (Qwen2.5-VL-7B architecture, random bf16 weights, 28 layers)", "",

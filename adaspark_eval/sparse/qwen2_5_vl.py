@@ -63,6 +63,7 @@ class AdaSpark:
         self.enabled = True
         self._layout: TokenLayout | None = None
         self._layout_copies: dict[torch.device, TokenLayout] = {}
+        self._groups: dict[tuple[int, str], tuple[TokenLayout, Tensor]] = {}
         self.records: list[ForwardRecord] = []
         self.rule: LayerRule | None = None
         self._residuals: dict[int, Tensor] = {}
@@ -114,7 +115,15 @@ class AdaSpark:
 
     @layout.setter
     def layout(self, layout: TokenLayout | None) -> None:
-        self._layout, self._layout_copies = layout, {}
+        self._layout, self._layout_copies, self._groups = layout, {}, {}
+
+    def group_ids(self, layout: TokenLayout, group: str) -> Tensor:
+        """``ffn.group_ids`` of ``layout`` (the one in flight, or a slice or device copy of it), made once per
+        forward: every layer's FFN gets the same tensor, so the kernels build its group lists once."""
+        key = (id(layout), group)
+        if key not in self._groups:
+            self._groups[key] = (layout, group_ids(layout, group))  # the layout kept alive: its id stays unique
+        return self._groups[key][1]
 
     def layout_on(self, device: torch.device) -> TokenLayout | None:
         """The layout in flight on ``device``: a model split over several GPUs (``device_map``) reads a copy
@@ -215,7 +224,7 @@ class AdaSparkMLP(nn.Module):
         if rule is None:
             keep = torch.ones_like(visual) if pruned is None else pruned
         else:
-            groups = group_ids(layout_now, rule.group)
+            groups = runtime.group_ids(layout_now, rule.group)
             keep = functions.keep_tokens(residual, groups, rule)
         runtime.records[-1].ffn[self.layer] = FfnStats(
             tokens=(keep & valid).sum(dim=1),
@@ -226,7 +235,7 @@ class AdaSparkMLP(nn.Module):
         if (rule is None and pruned is None) or bool(keep.all()):
             return dense(hidden)
         if rule is None:  # tokens a method pruned: no FFN update
-            return functions.sparse_ffn(dense, hidden, keep, group_ids(layout_now, "cube"), "none")
+            return functions.sparse_ffn(dense, hidden, keep, runtime.group_ids(layout_now, "cube"), "none")
         return functions.sparse_ffn(dense, hidden, keep, groups, rule.compensation)
 
 

@@ -58,3 +58,15 @@ def test_sparse_ffn_matches_reference_and_skips_work(compensation):
     want = reference.sparse_ffn(mlp, hidden, keep, groups, compensation)
     assert rows == [int(keep.sum())] and rows[0] < len(IDS)
     assert torch.allclose(out.float(), want.float(), atol=2e-2, rtol=0)
+
+
+@needs_interpreter
+def test_group_lists_are_built_once_per_groups_tensor_and_text_only_keeps_all():
+    layout, residual, _, _ = _setup()
+    cubes, grids = reference.group_ids(layout, "cube"), reference.group_ids(layout, "grid")
+    first = kernels.group_members(cubes)
+    assert kernels.group_members(cubes) is first  # the layers of a forward share one groups tensor
+    by_grid = kernels.group_members(grids)  # another tensor: built afresh, not the cached lists
+    assert by_grid is not first and by_grid[1].tolist() == [0, 128] and first[1].numel() == 9
+    text = torch.full_like(cubes, reference.PAD)
+    assert kernels.keep_tokens(residual, text, _rule()).all()

@@ -28,20 +28,35 @@ MAX_GROUP = 256  # members ranked pairwise on chip; larger groups (ffn_group=gri
 FEATURE_BLOCK = 256
 
 
-def group_members(groups: Tensor) -> tuple[Tensor, Tensor, int]:
+def build_members(groups: Tensor) -> tuple[Tensor, Tensor, int]:
     """Visual tokens listed group by group.
 
     Args:
         groups: (B, S) from ``ffn.group_ids`` (``PAD`` for text and padding).
     Returns:
         members (N,) flat indices sorted by group then position, offsets (G + 1,) into ``members``, and the
-        largest group size.
+        largest group size (0 without visual tokens).
     """
     flat = groups.flatten()
     visual = torch.nonzero(flat != PAD).flatten()
+    if visual.numel() == 0:
+        return visual, torch.zeros(1, dtype=torch.long, device=groups.device), 0
     members = visual[torch.argsort(flat[visual], stable=True)]
     _, sizes = torch.unique_consecutive(flat[members], return_counts=True)
     return members, F.pad(torch.cumsum(sizes, 0), (1, 0)), int(sizes.max())
+
+
+_last_members: list[tuple[Tensor, tuple[Tensor, Tensor, int]]] = []
+
+
+def group_members(groups: Tensor) -> tuple[Tensor, Tensor, int]:
+    """``build_members`` of ``groups``, built once per groups tensor: the layers of a forward share one
+    (``AdaSpark.group_ids``), so the sort and its host sync happen once per forward, not twice per layer."""
+    if _last_members and _last_members[0][0] is groups:
+        return _last_members[0][1]
+    members = build_members(groups)
+    _last_members[:] = [(groups, members)]
+    return members
 
 
 @triton.jit
@@ -87,9 +102,9 @@ def keep_tokens(residual: Tensor, groups: Tensor, rule: FfnRule) -> Tensor:
         (B, S) bool.
     """
     keep = torch.ones(groups.shape, dtype=torch.bool, device=groups.device)
-    if not bool((groups != PAD).any()):
-        return keep
     members, offsets, largest = group_members(groups)
+    if offsets.numel() == 1:  # no visual token
+        return keep
     if largest > MAX_GROUP:
         return reference.keep_tokens(residual, groups, rule)
     flat = residual.flatten(0, 1)
