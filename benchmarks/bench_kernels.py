@@ -341,14 +341,21 @@ def ffn_section(tokens: int, device: torch.device) -> dict[str, Any]:
 # -------------------------------------------------------------------------------------------- prefill
 
 
-def build_7b(device: torch.device) -> transformers.Qwen2_5_VLForConditionalGeneration:
-    """Qwen2.5-VL-7B's architecture with random bf16 weights on ``device`` (a 1-block vision tower, unused)."""
-    config = known_config("qwen2.5-vl-7b")
+def prefill_config(name: str) -> transformers.Qwen2_5_VLConfig:
+    """The config of known model ``name`` for a prefill benchmark: a 1-block vision tower (unused: the
+    benchmark sequence has no pixels), 3D RoPE as the real checkpoints, sdpa attention."""
+    config = known_config(name)
     config.vision_config.depth = 1
     config.vision_config.fullatt_block_indexes = [0]
     config.text_config.rope_parameters = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]}
     config.text_config.max_position_embeddings = 131072
     config._attn_implementation = "sdpa"
+    return config
+
+
+def build_7b(device: torch.device) -> transformers.Qwen2_5_VLForConditionalGeneration:
+    """Qwen2.5-VL-7B's architecture with random bf16 weights on ``device`` (``prefill_config``)."""
+    config = prefill_config("qwen2.5-vl-7b")
     torch.manual_seed(0)
     with torch.device(device):
         model = transformers.Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)

@@ -9,8 +9,9 @@ GPU); every record (prediction, parse, FLOPs, per-layer statistics; not latency)
 must match. Then a ``--num-processes N`` run killed after a few samples and run again: finished samples are
 kept, not recomputed, and the result equals the one-GPU run.
 
-``split``: Qwen2.5-VL-72B's architecture with random bf16 weights (145 GB; a 1-block vision tower, unused),
-placed by ``models.placement.layer_device_map`` over every GPU, one prefill dense and with AdaSpark.
+``split``: Qwen2.5-VL-72B's architecture with random bf16 weights (145 GB; ``bench_kernels.prefill_config``)
+on ``bench_kernels``' benchmark sequence, placed by ``models.placement.layer_device_map`` over every GPU,
+one prefill dense and with AdaSpark.
 
 Writes ``multi_gpu.json`` and ``MULTI_GPU.md`` to OUT_DIR.
 """
@@ -32,16 +33,14 @@ import torch
 import transformers
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from adaspark_eval.config import AdaSparkConfig
-from adaspark_eval.flops.counter import count_sample
-from adaspark_eval.flops.dims import known_config
-from adaspark_eval.models.placement import PREFIX, dispatch, input_device, layer_device_map
-from adaspark_eval.results.store import read_run_samples
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_kernels import prefill_config, video_inputs  # noqa: E402 - a sibling benchmark script
 
-VIDEO_TOKEN, VISION_START, VISION_END = 151656, 151652, 151653
-FRAME = 16  # LLM tokens per frame side (448 x 448 frames)
-
+from adaspark_eval.config import AdaSparkConfig  # noqa: E402
+from adaspark_eval.flops.counter import count_sample  # noqa: E402
+from adaspark_eval.models.placement import PREFIX, dispatch, input_device, layer_device_map  # noqa: E402
+from adaspark_eval.results.store import read_run_samples  # noqa: E402
+from adaspark_eval.sparse.qwen2_5_vl import AdaSpark  # noqa: E402
 
 # -------------------------------------------------------------------------------------------- parity
 
@@ -95,13 +94,7 @@ def parity_section(root: Path, work: Path, gpus: int) -> dict[str, Any]:
 
 def build_split(config: transformers.Qwen2_5_VLConfig, devices: list[str]
                 ) -> tuple[transformers.Qwen2_5_VLForConditionalGeneration, dict[str, str]]:
-    """``config``'s architecture (its vision tower cut to one block: unused), random bf16 weights made on
-    the device each module is mapped to."""
-    config.vision_config.depth = 1
-    config.vision_config.fullatt_block_indexes = [0]
-    config.text_config.rope_parameters = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]}
-    config.text_config.max_position_embeddings = 131072
-    config._attn_implementation = "sdpa"
+    """``config``'s architecture, random bf16 weights made on the device each module is mapped to."""
     with torch.device("meta"):
         model = transformers.Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
     device_map = layer_device_map(config, devices)
@@ -120,21 +113,11 @@ def build_split(config: transformers.Qwen2_5_VLConfig, devices: list[str]
     return dispatch(model.eval(), device_map), device_map
 
 
-def video_ids(tokens: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """input_ids (1, tokens): 192 text tokens, one video of 448 x 448 frames, 64 text tokens; and its grid."""
-    groups = (tokens - 256) // (FRAME * FRAME)
-    gen = torch.Generator().manual_seed(tokens)
-    text = torch.randint(0, 150000, (256,), generator=gen)
-    ids = torch.cat([text[:191], torch.tensor([VISION_START]), torch.full((groups * FRAME * FRAME,), VIDEO_TOKEN),
-                     torch.tensor([VISION_END]), text[191:254]])
-    return ids[None].to(device), torch.tensor([[groups, 2 * FRAME, 2 * FRAME]], device=device)
-
-
 def split_section(devices: list[str], tokens: int, settings: list[dict[str, Any]]) -> dict[str, Any]:
     start = time.perf_counter()
-    model, device_map = build_split(known_config("qwen2.5-vl-72b"), devices)
+    model, device_map = build_split(prefill_config("qwen2.5-vl-72b"), devices)
     build_s = time.perf_counter() - start
-    ids, grid = video_ids(tokens, input_device(device_map))
+    ids, grid = video_inputs(tokens, input_device(device_map))
     forward = functools.partial(model, input_ids=ids, video_grid_thw=grid, logits_to_keep=1, use_cache=False)
     rows = []
     for setting in [{"dense": True}, *settings]:
