@@ -182,10 +182,9 @@ class _Tallies:
         self.score_dots += n_cand.sum(dim=1) * self.heads
 
     def finish(self, key_means: Tensor) -> AttentionStats:
-        has_rows = bool(self.rows > 0)
         return AttentionStats(
-            kept_fraction=self.kept / self.rows if has_rows else None,
-            entropy=self.entropy / self.rows if has_rows else None,
+            kept_fraction=self.kept / self.rows,
+            entropy=self.entropy / self.rows,
             selecting_rows=self.rows,
             score_dots=self.score_dots,
             key_means=key_means,

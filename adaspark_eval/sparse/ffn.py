@@ -90,6 +90,8 @@ def sparse_ffn(mlp: Callable[[Tensor], Tensor], hidden: Tensor, keep: Tensor, gr
     flat = hidden.flatten(0, 1)
     flat_keep = keep.flatten()
     kept_index = torch.nonzero(flat_keep).flatten()
+    if kept_index.numel() == flat.shape[0]:  # every token kept: the dense MLP
+        return mlp(hidden)
     kept_out = mlp(flat[kept_index])
     out = torch.zeros(flat.shape[0], kept_out.shape[-1], dtype=kept_out.dtype, device=kept_out.device)
     out[kept_index] = kept_out

@@ -232,7 +232,7 @@ class AdaSparkMLP(nn.Module):
             visual_kept=(keep & visual).sum(dim=1),
             visual=visual.sum(dim=1),
         )
-        if (rule is None and pruned is None) or bool(keep.all()):
+        if rule is None and pruned is None:
             return dense(hidden)
         if rule is None:  # tokens a method pruned: no FFN update
             return functions.sparse_ffn(dense, hidden, keep, runtime.group_ids(layout_now, "cube"), "none")

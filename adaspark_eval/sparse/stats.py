@@ -17,9 +17,10 @@ class AttentionStats:
     """One layer's attention in one forward.
 
     Attributes:
-        kept_fraction: (H,) mean over selecting queries of kept / candidate units, or None when no query
-            selected (dense layer, text-only forward).
-        entropy: () mean selection entropy in nats over selecting queries and heads, or None.
+        kept_fraction: (H,) mean over selecting queries of kept / candidate units; None for a layer that does
+            not select (dense), NaN when it selects but no query had candidates (``selecting_rows`` 0: a
+            text-only forward), so that recording needs no device-to-host read.
+        entropy: () mean selection entropy in nats over selecting queries and heads; None / NaN likewise.
         selecting_rows: () number of (sample, query) rows that selected.
         score_dots: (B,) ``q . kbar`` dot products computed, over all heads.
         key_means: (B,) key vectors summed into unit means, over all key/value heads.
@@ -77,14 +78,15 @@ class ForwardRecord:
         for layer in range(num_layers):
             attn = self.attention.get(layer)
             ffn = self.ffn.get(layer)
-            per_head = attn.kept_fraction.tolist() if attn is not None and attn.kept_fraction is not None else None
+            selected = attn is not None and attn.kept_fraction is not None and int(attn.selecting_rows) > 0
+            per_head = attn.kept_fraction.tolist() if selected else None
             visual = int(ffn.visual.sum()) if ffn is not None else 0
             rows.append(
                 {
                     "layer": layer,
                     "kept_cube_fraction": sum(per_head) / len(per_head) if per_head else 1.0,
                     "kept_cube_fraction_per_head": per_head,
-                    "entropy": float(attn.entropy) if attn is not None and attn.entropy is not None else None,
+                    "entropy": float(attn.entropy) if selected and attn.entropy is not None else None,
                     "ffn_active_fraction": int(ffn.visual_kept.sum()) / visual if visual else 1.0,
                 }
             )

@@ -126,3 +126,17 @@ def test_padded_batch_matches_single_samples(tiny):
         assert 0 < batch_fraction < 1
     finally:
         sparse.detach()
+
+
+@torch.no_grad()
+def test_text_only_forward_reports_no_selection(model_and_inputs):
+    """No query has candidates: the per-layer statistics stay unread until the summary, which reports
+    nothing selected (kept fraction 1, no per-head fractions, no entropy)."""
+    model, processor, _ = model_and_inputs
+    text = processor.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": "Hello there."}]}],
+                                         add_generation_prompt=True)
+    sparse = AdaSpark.attach(model, AdaSparkConfig(p=0.5, cube=CUBE))
+    model(**processor(text=[text], return_tensors="pt"))
+    rows = sparse.records[0].layer_summary(sparse.num_layers)
+    assert all(r["kept_cube_fraction"] == 1.0 and r["kept_cube_fraction_per_head"] is None and r["entropy"] is None
+               for r in rows)

@@ -51,14 +51,13 @@ def selection_stats(selection: KernelSelection, layout: TokenLayout, rule: Atten
     rows = n_cand > 0
     count = rows.sum().float()
     fraction = selection.n_kept.float() / selection.n_cand.clamp_min(1).float() * rows[:, None]
-    has_rows = bool(count > 0)
     if rule.select == "cube":
         query_means = (chooses * layout.unit_size).sum(dim=1) * heads
     else:
         query_means = torch.zeros(n_cand.shape[0], dtype=torch.long, device=n_cand.device)
     return AttentionStats(
-        kept_fraction=fraction.sum(dim=(0, 2)) / count if has_rows else None,
-        entropy=(selection.entropy * rows[:, None]).sum() / heads / count if has_rows else None,
+        kept_fraction=fraction.sum(dim=(0, 2)) / count,
+        entropy=(selection.entropy * rows[:, None]).sum() / heads / count,
         selecting_rows=count,
         score_dots=n_cand.sum(dim=1, dtype=torch.long) * heads,
         key_means=_mean_key_count(layout, rule.text_keys) * kv_heads,

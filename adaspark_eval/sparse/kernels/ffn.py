@@ -158,14 +158,15 @@ def sparse_ffn(mlp: Callable[[Tensor], Tensor], hidden: Tensor, keep: Tensor, gr
     flat = hidden.flatten(0, 1)
     flat_keep = keep.flatten()
     kept_index = torch.nonzero(flat_keep).flatten()
+    if kept_index.numel() == flat.shape[0]:  # every token kept: the dense MLP
+        return mlp(hidden)
     kept_out = mlp(flat[kept_index]).contiguous()
     out = torch.empty(flat.shape[0], kept_out.shape[-1], dtype=kept_out.dtype, device=kept_out.device)
     out.index_copy_(0, kept_index, kept_out)
-    if kept_index.numel() < flat.shape[0]:
-        members, offsets, _ = group_members(groups)
-        rank = torch.where(flat_keep, torch.cumsum(flat_keep, 0, dtype=torch.int32) - 1, -1).to(torch.int32)
-        dim = out.shape[1]
-        grid = (offsets.numel() - 1, triton.cdiv(dim, FEATURE_BLOCK))
-        _compensate_kernel[grid](kept_out, rank, members, offsets, out, dim, BN=32, BD=FEATURE_BLOCK,
-                                 MEAN=compensation == "mean")
+    members, offsets, _ = group_members(groups)
+    rank = torch.where(flat_keep, torch.cumsum(flat_keep, 0, dtype=torch.int32) - 1, -1).to(torch.int32)
+    dim = out.shape[1]
+    grid = (offsets.numel() - 1, triton.cdiv(dim, FEATURE_BLOCK))
+    _compensate_kernel[grid](kept_out, rank, members, offsets, out, dim, BN=32, BD=FEATURE_BLOCK,
+                             MEAN=compensation == "mean")
     return out.view(*hidden.shape[:-1], -1)

@@ -67,27 +67,33 @@ def _load_tile(X, row, T: tl.constexpr, D: tl.constexpr, TMA: tl.constexpr):
 
 
 @triton.jit
-def _attend(q, K, V, row, KeyPos, qpos, row_keep, m_i, l_i, acc, qk_scale, T: tl.constexpr, D: tl.constexpr,
-            CAUSAL: tl.constexpr, ROW_BITS: tl.constexpr, TMA: tl.constexpr):
-    """One key tile: slots ``row : row + T`` of ``K`` / ``V`` (key positions at ``KeyPos``): the online-softmax
-    update, with the causal mask if ``CAUSAL`` and the rows' bits ``row_keep`` (T,) if ``ROW_BITS``."""
-    keys = tl.arange(0, T)
-    k = _load_tile(K, row, T, D, TMA)
-    qk = dot(q, tl.trans(k), tl.zeros([T, T], dtype=tl.float32)) * qk_scale
-    if CAUSAL:
-        mask = tl.load(KeyPos + keys)[None, :] <= qpos[:, None]
-        if ROW_BITS:
-            mask = mask & row_keep[:, None]
+def _update(q, k, v, m_i, l_i, acc, qk_scale, mask, MASK: tl.constexpr):
+    """Online-softmax update of the (T, D) running output ``acc`` (row maxima ``m_i``, sums ``l_i``, base 2) by
+    one key tile ``k`` / ``v`` (T, D); keys where ``mask`` (T, T) is False are left out if ``MASK``."""
+    qk = dot(q, tl.trans(k), tl.zeros([q.shape[0], k.shape[0]], dtype=tl.float32)) * qk_scale
+    if MASK:
         qk = tl.where(mask, qk, MASKED)
-    elif ROW_BITS:
-        qk = tl.where(row_keep[:, None], qk, MASKED)
     m_new = tl.maximum(m_i, tl.max(qk, 1))
     alpha = tl.exp2(m_i - m_new)
     prob = tl.exp2(qk - m_new[:, None])
-    v = _load_tile(V, row, T, D, TMA)
     acc = dot(prob.to(v.dtype), v, acc * alpha[:, None])
     l_i = l_i * alpha + tl.sum(prob, 1)
     return m_new, l_i, acc
+
+
+@triton.jit
+def _attend(q, K, V, row, KeyPos, qpos, row_keep, m_i, l_i, acc, qk_scale, T: tl.constexpr, D: tl.constexpr,
+            CAUSAL: tl.constexpr, ROW_BITS: tl.constexpr, TMA: tl.constexpr):
+    """One key tile: slots ``row : row + T`` of ``K`` / ``V`` (key positions at ``KeyPos``), with the causal mask
+    if ``CAUSAL`` and the rows' bits ``row_keep`` (T,) if ``ROW_BITS``."""
+    k = _load_tile(K, row, T, D, TMA)
+    mask = row_keep[:, None]
+    if CAUSAL:
+        mask = tl.load(KeyPos + tl.arange(0, T))[None, :] <= qpos[:, None]
+        if ROW_BITS:
+            mask = mask & row_keep[:, None]
+    v = _load_tile(V, row, T, D, TMA)
+    return _update(q, k, v, m_i, l_i, acc, qk_scale, mask, CAUSAL or ROW_BITS)
 
 
 @triton.jit

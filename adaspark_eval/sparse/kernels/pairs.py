@@ -1,8 +1,9 @@
 """Key/query pairs the sparse attention computes, for FLOP accounting (``AttentionStats.pairs``).
 
 One program per (sample, query head, query tile) walks the same units as ``flash``. The list's full
-tiles (every key before every query) add ``keys x rows reading them``, taken a block of entries at a
-time; the other listed tiles and the visible fixed units are counted key by key against the causal mask
+tiles (``T`` keys, every one before every query) add ``T x rows reading them``: all real rows with
+``select=cube``, with ``select=token`` the rows whose bits keep them, taken a block of entries at a time;
+the other listed tiles and the visible fixed units are counted key by key against the causal mask
 (and the rows' bits with ``select=token``). Kept out of the attention kernel, whose registers it would
 crowd.
 """
@@ -28,7 +29,7 @@ def _visible(KeyPos, qpos, T: tl.constexpr):
 
 
 @triton.jit
-def _pairs_kernel(SlotPos, KeyPos, Columns, ColSize, Lists, Counts, FullCounts, Fixed, FixedVisible, Bits, Pairs,
+def _pairs_kernel(SlotPos, KeyPos, Columns, Lists, Counts, FullCounts, Fixed, FixedVisible, Bits, Pairs,
                   heads, num_units, num_fixed, T: tl.constexpr, C: tl.constexpr, ROW_BITS: tl.constexpr,
                   BLOCK: tl.constexpr):
     tile = tl.program_id(0)
@@ -41,17 +42,16 @@ def _pairs_kernel(SlotPos, KeyPos, Columns, ColSize, Lists, Counts, FullCounts, 
     key_pos = KeyPos + b * slots
     row_bits = (bh.to(tl.int64) * slots + slot) * (C // 32)
     full = tl.load(FullCounts + tile)
-    total = tl.zeros([T], dtype=tl.int32)
-    for start in range(0, full, BLOCK):
-        entry = start + tl.arange(0, BLOCK)
-        col = tl.load(Lists + tile.to(tl.int64) * C + entry, mask=entry < full, other=0)
-        keys = tl.load(ColSize + b * C + col, mask=entry < full, other=0)
-        if ROW_BITS:
+    if ROW_BITS:
+        total = tl.zeros([T], dtype=tl.int32)
+        for start in range(0, full, BLOCK):
+            entry = start + tl.arange(0, BLOCK)
+            col = tl.load(Lists + tile.to(tl.int64) * C + entry, mask=entry < full, other=0)
             words = tl.load(Bits + row_bits[:, None] + col[None, :] // 32)
-            keys = keys[None, :] * ((words >> (col[None, :] % 32)) & 1)
-        else:
-            keys = keys[None, :] + tl.zeros([T, BLOCK], dtype=tl.int32)
-        total += tl.sum(tl.where(qpos[:, None] >= 0, keys, 0), 1)
+            kept = (entry[None, :] < full) & (((words >> (col[None, :] % 32)) & 1) != 0) & (qpos[:, None] >= 0)
+            total += tl.sum(kept.to(tl.int32), 1) * T
+    else:
+        total = tl.where(qpos >= 0, full * T, 0)
     for i in range(C - (tl.load(Counts + tile) - full), C):
         col = tl.load(Lists + tile.to(tl.int64) * C + i)
         seen = _visible(key_pos + tl.load(Columns + b * C + col) * T, qpos, T)
@@ -69,7 +69,7 @@ def count_pairs(tiles: CubeTiles, selection: KernelSelection) -> Tensor:
     pairs = torch.empty(bsz, heads, units, dtype=torch.int32, device=selection.counts.device)
     bits = selection.bits
     _pairs_kernel[(bsz * heads * units,)](
-        tiles.slot_pos, tiles.key_pos, tiles.columns, tiles.col_size, selection.lists, selection.counts,
+        tiles.slot_pos, tiles.key_pos, tiles.columns, selection.lists, selection.counts,
         selection.full_counts, tiles.fixed, tiles.fixed_visible, selection.counts if bits is None else bits, pairs,
         heads, units, tiles.fixed.shape[1], T=tiles.tile, C=tiles.num_columns, ROW_BITS=bits is not None, BLOCK=BLOCK,
     )
