@@ -6,7 +6,8 @@ Sections (``--sections``): ``check`` (kernels against the reference on the GPU),
 kernel under each launch configuration at the longest length; the fastest is used from then on), ``attention`` (dense SDPA on
 cuDNN and flash, FlexAttention with the kernel's block mask, the AdaS-Attn kernel with its selection
 included and alone), ``ffn`` (dense MLP, sparse FFN), ``prefill`` (a whole 7B-architecture prefill with
-random bf16 weights, dense vs AdaSpark, with peak memory). Times are medians of
+random bf16 weights, dense vs AdaSpark, with peak memory, with transformers' eager elementwise ops and with
+``models.fused``). Times are medians of
 ``triton.testing.do_bench`` (CUDA events, L2 flushed between runs). Writes ``bench_kernels.json`` and
 ``RESULTS.md`` to ``OUT_DIR``.
 
@@ -38,6 +39,7 @@ from triton.testing import do_bench
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.flops.counter import count_sample
 from adaspark_eval.flops.dims import known_config
+from adaspark_eval.models import fused
 from adaspark_eval.sparse import ffn as reference_ffn
 from adaspark_eval.sparse.attention import AttentionRule, select_units, sparse_attention
 from adaspark_eval.sparse.kernels import ffn as kernel_ffn
@@ -151,7 +153,25 @@ def check_section(device: torch.device) -> list[dict[str, Any]]:
         rows.append({"ffn": True, "fixed_ratio": ratio, "tokens": layout.seq_len,
                      "keep_equal": bool(torch.equal(keep, ref_keep)), "active_fraction": float(keep.float().mean()),
                      "output_relative_error": relative_error(out, ref_out)})
-    return rows
+    return rows + fused_check(residual, hidden)
+
+
+def fused_check(residual: Tensor, hidden: Tensor) -> list[dict[str, Any]]:
+    """``models.fused`` kernels against transformers' eager ops in bf16 on the GPU: identical elements."""
+    gen = torch.Generator(device=hidden.device).manual_seed(3)
+    weight = torch.randn(HIDDEN, device=hidden.device, generator=gen).bfloat16()
+    eager_norm = weight * (residual.float() * torch.rsqrt(residual.float().pow(2).mean(-1, keepdim=True) + 1e-6)
+                           ).bfloat16()
+    q, k = (x.view(1, x.shape[1], -1, HEAD_DIM).transpose(1, 2) for x in (hidden[..., :HEADS * HEAD_DIM],
+                                                                         residual[..., :KV_HEADS * HEAD_DIM]))
+    cos, sin = (torch.randn(1, hidden.shape[1], HEAD_DIM, device=hidden.device, generator=gen).bfloat16()
+                for _ in range(2))
+    gate, up = hidden[..., :HIDDEN // 2], residual[..., HIDDEN // 2:]
+    pairs = {"rms_norm": (fused.rms_norm(residual, weight, 1e-6), eager_norm),
+             "rotary q": (fused.apply_rotary_pos_emb(q, k, cos, sin)[0], fused.ORIGINAL_ROTARY(q, k, cos, sin)[0]),
+             "silu_mul": (fused.silu_mul(gate, up), torch.nn.functional.silu(gate) * up)}
+    return [{"fused": name, "identical_fraction": float((got == want).float().mean()),
+             "output_relative_error": relative_error(got, want)} for name, (got, want) in pairs.items()]
 
 
 # ------------------------------------------------------------------------------------------ attention
@@ -368,12 +388,18 @@ def prefill_section(lengths: list[int], settings: list[dict[str, Any]], device: 
     for tokens in lengths:
         ids, grid = video_inputs(tokens, device)
         forward = functools.partial(model, input_ids=ids, video_grid_thw=grid, logits_to_keep=1, use_cache=False)
-
-        for setting in [{"dense": True}, *settings]:
+        eager_logits = None
+        for fused_ops, setting in [(f, s) for f in (False, True) for s in [{"dense": True}, *settings]]:
+            (fused.fuse if fused_ops else fused.unfuse)(model)
             sparse = None if setting.get("dense") else AdaSpark.attach(model, AdaSparkConfig(**setting))
+            row = {"tokens": tokens, "fused_ops": fused_ops}
             with torch.no_grad(), sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION],
                                                set_priority=True):
-                forward()
+                logits = forward().logits
+                if sparse is None and not fused_ops:
+                    eager_logits = logits
+                elif sparse is None:
+                    row["logits_relative_error_vs_eager"] = relative_error(logits, eager_logits)
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
                 base = torch.cuda.memory_allocated()
@@ -384,14 +410,15 @@ def prefill_section(lengths: list[int], settings: list[dict[str, Any]], device: 
                     torch.cuda.synchronize()
                     times.append((time.perf_counter() - start) * 1e3)
                 peak = torch.cuda.max_memory_allocated() - base
-            row = {"tokens": tokens, "setting": "dense (SDPA cuDNN)" if sparse is None else setting,
-                   "ms": sorted(times)[1], "peak_activation_gib": peak / 2**30}
+            row.update(setting="dense (SDPA cuDNN)" if sparse is None else setting, ms=sorted(times)[1],
+                       peak_activation_gib=peak / 2**30)
             if sparse is not None:
                 flops = count_sample(model.config, sparse.records, video_grid_thw=grid).llm_prefill
                 row.update(flop_actual=flops.actual, flop_dense=flops.dense, flop_ratio=flops.dense / flops.actual)
                 sparse.detach()
             rows.append(row)
             print(f"  prefill {row}", flush=True)
+    fused.unfuse(model)
     return rows
 
 
@@ -416,7 +443,10 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 def check_rows(check: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for r in check:
-        if r.get("ffn"):
+        if r.get("fused"):
+            rows.append([f"fused {r['fused']} (bf16) vs eager", f"identical: {r['identical_fraction']:.4f}", "-",
+                         f"{r['output_relative_error']:.2e}"])
+        elif r.get("ffn"):
             rows.append([f"FFN fixed_ratio={r['fixed_ratio']}", f"keep equal: {r['keep_equal']}",
                          f"active {r['active_fraction']:.3f}", f"{r['output_relative_error']:.2e}"])
         else:
@@ -454,18 +484,22 @@ def ffn_rows(ffn: list[dict[str, Any]]) -> list[list[str]]:
 
 
 def prefill_rows(prefill: list[dict[str, Any]]) -> list[list[str]]:
-    dense = {r["tokens"]: r for r in prefill if isinstance(r["setting"], str)}
+    """Speedups against the dense row of the same length and the same ``fused_ops``."""
+    dense = {(r["tokens"], r.get("fused_ops", False)): r for r in prefill if isinstance(r["setting"], str)}
     rows = []
     for r in prefill:
-        d = dense[r["tokens"]]
+        d = dense[r["tokens"], r.get("fused_ops", False)]
+        fused_mark = " + fused ops" if r.get("fused_ops") else ""
         if r is d:
-            rows.append([str(r["tokens"]), r["setting"], f"{r['ms']:.0f}", "1.00", "1.00",
+            error = r.get("logits_relative_error_vs_eager")
+            note = f" (logits vs eager: {error:.1e})" if error is not None else ""
+            rows.append([str(r["tokens"]), r["setting"] + fused_mark + note, f"{r['ms']:.0f}", "1.00", "1.00",
                          f"{r['peak_activation_gib']:.2f}", ""])
             continue
         speedup = d["ms"] / r["ms"]
         met = speedup >= 0.8 * r["flop_ratio"] and r["peak_activation_gib"] <= d["peak_activation_gib"]
-        rows.append([str(r["tokens"]), ", ".join(f"{k}={v}" for k, v in r["setting"].items()), f"{r['ms']:.0f}",
-                     f"{speedup:.2f}", f"{r['flop_ratio']:.2f}", f"{r['peak_activation_gib']:.2f}",
+        rows.append([str(r["tokens"]), ", ".join(f"{k}={v}" for k, v in r["setting"].items()) + fused_mark,
+                     f"{r['ms']:.0f}", f"{speedup:.2f}", f"{r['flop_ratio']:.2f}", f"{r['peak_activation_gib']:.2f}",
                      "yes" if met else "no"])
     return rows
 
@@ -514,7 +548,9 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("prefill"):
         out += ["## Whole prefill (Qwen2.5-VL-7B architecture, random bf16 weights, 28 layers)", "",
                 ("Target: speedup >= 0.8 x FLOP ratio (LLM prefill FLOPs, dense / actual, 2 per multiply-add); "
-                 "peak activation memory no higher than dense."), ""]
+                 "peak activation memory no higher than dense. Speedups are against the dense row of the same length "
+                 "and the same elementwise ops: transformers' eager ones, or `models.fused` (+ fused ops: RMSNorm, "
+                 "rotary embedding, SiLU-and-multiply in fused kernels, in the dense model and AdaSpark alike)."), ""]
         out += table(["tokens", "setting", "time (ms)", "speedup", "FLOP ratio", "peak activations (GiB)", "met"],
                      prefill_rows(results["prefill"]))
         out.append("")

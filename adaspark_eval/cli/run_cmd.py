@@ -58,6 +58,8 @@ def _command(many: bool) -> Callable[..., None]:
             help="split the model over GPUs of this one process: auto (every visible GPU) or cuda:0,cuda:1 "
                  "(README: Several GPUs)")] = None,
         dtype: Annotated[str, typer.Option(help="bfloat16 | float16 | float32")] = "bfloat16",
+        fused_ops: Annotated[bool, typer.Option(
+            help="RMSNorm, rotary embedding and SiLU-and-multiply as fused kernels (GPU; README: GPU kernels)")] = False,
         frames: Annotated[int, typer.Option(help="frames sampled per video (lmms-eval's max_num_frames)")] = 32,
         fps: Annotated[float | None, typer.Option(help="sample frames at this rate instead of --frames")] = None,
         min_pixels: Annotated[int, typer.Option(help="fewest pixels per frame")] = VideoSettings.min_pixels,
@@ -96,7 +98,8 @@ def _command(many: bool) -> Callable[..., None]:
                        "one GPU: pass one of them")
         if num_processes > 1 and world_size() == 1:  # the launcher: the same command in each process
             raise typer.Exit(launch(num_processes, sys.argv[1:]))
-        lm = AdaSparkLMM(pretrained=model, device=device, device_map=device_map, dtype=dtype, max_num_frames=frames, fps=fps,
+        lm = AdaSparkLMM(pretrained=model, device=device, device_map=device_map, dtype=dtype, fused_ops=fused_ops,
+                         max_num_frames=frames, fps=fps,
                          min_pixels=min_pixels, max_pixels=max_pixels, method=method, **settings,
                          **points[0].config.to_dict())
         if many:

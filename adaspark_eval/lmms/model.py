@@ -3,7 +3,8 @@ recorded in a run folder (``results.store.RunStore``) as it finishes.
 
 Model args (``--model_args k=v,...``): ``pretrained`` (``tiny``, a checkpoint directory or a cached hub
 name), ``device``, ``device_map`` (``auto`` or ``cuda:0;cuda:1``: the model split over those GPUs in this one
-process, ``models.placement``), ``dtype``, ``max_num_frames``, ``fps``, ``min_pixels``, ``max_pixels`` (video reading
+process, ``models.placement``), ``dtype``, ``fused_ops`` (``true``: RMSNorm, rotary embedding and SiLU-and-multiply
+in fused kernels, ``models.fused``; GPU only), ``max_num_frames``, ``fps``, ``min_pixels``, ``max_pixels`` (video reading
 as lmms-eval's stock ``qwen2_5_vl``, see ``inputs``), ``output`` (run folder; default
 ``results/<config_key>``), every AdaSpark knob (``p=0.8``, ``cube=4x4x4``, ``dense_layers=0;1``, ...), and
 ``method`` (``adaspark``, or a peer: ``adaspark_eval.methods``) with its settings (``window=1``, ...).
@@ -47,14 +48,17 @@ from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
 
 METHOD = "adaspark"
 KNOBS = tuple(f.name for f in dataclasses.fields(AdaSparkConfig))
-MODEL_ARGS = ("pretrained", "device", "device_map", "dtype", "max_num_frames", "fps", "min_pixels", "max_pixels", "output",
-              "method")
+MODEL_ARGS = ("pretrained", "device", "device_map", "dtype", "fused_ops", "max_num_frames", "fps", "min_pixels",
+              "max_pixels", "output", "method")
 
 
-def run_key(config: AdaSparkConfig, model: str, video: VideoSettings, dtype: str, method: Method | None = None) -> str:
+def run_key(config: AdaSparkConfig, model: str, video: VideoSettings, dtype: str, method: Method | None = None,
+            fused_ops: bool = False) -> str:
     """``adaspark-<hash>``: the config key of results; changes with any knob, the model, the video
-    reading or the dtype, so results of another setup are never reused."""
+    reading, the dtype or fused ops, so results of another setup are never reused."""
     payload = {"knobs": config.key(), "model": model, "video": dataclasses.asdict(video), "dtype": dtype}
+    if fused_ops:  # keys of runs without them stay as they were
+        payload["fused_ops"] = True
     name = method.name if method is not None else METHOD
     if name != METHOD:  # a peer method's settings; AdaSpark runs keep the keys they had before methods
         payload["method"] = {"name": name, **method.settings()}
@@ -72,6 +76,7 @@ class AdaSparkLMM(lmms):
         device: str | None = None,
         device_map: str | None = None,
         dtype: str = "bfloat16",
+        fused_ops: bool | str = False,
         max_num_frames: int = 32,
         fps: float | None = None,
         min_pixels: int = VideoSettings.min_pixels,
@@ -94,6 +99,7 @@ class AdaSparkLMM(lmms):
         self.method = make_method(str(method), {k: _knob_text(v) for k, v in settings.items()})
         self.model_name = str(pretrained)
         self.dtype = str(dtype)
+        self.fused_ops = str(fused_ops).lower() in ("true", "1", "yes")
         devices = parse_devices(str(device_map).replace(";", ",")) if device_map else None
         if devices and world_size() > 1:
             raise ValueError("device_map splits one process's model over several GPUs; under a launcher each process "
@@ -104,7 +110,8 @@ class AdaSparkLMM(lmms):
             self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
         self.base_video = VideoSettings(int(max_num_frames), None if fps is None else float(fps), int(min_pixels),
                                         int(max_pixels))  # as given; ``video``: as the method reads videos
-        self.loaded = load_model(self.model_name, device=str(self._device), dtype=self.dtype, devices=devices)
+        self.loaded = load_model(self.model_name, device=str(self._device), dtype=self.dtype, devices=devices,
+                                 fused_ops=self.fused_ops)
         self._device = self.loaded.device  # where inputs go: the first GPU of a device map
         self.devices = {parameter.device for parameter in self.loaded.model.parameters()}
         self.model_name = self.loaded.name  # "auto" resolved: results are keyed by the model really used
@@ -131,7 +138,8 @@ class AdaSparkLMM(lmms):
         self.sparse.config = self.method.config(config)
         self.sparse.rule = self.method.rule(self.sparse)
         self.video = self.method.video(self.base_video, self.dims)
-        self.config_key = run_key(self.sparse.config, self.model_name, self.base_video, self.dtype, self.method)
+        self.config_key = run_key(self.sparse.config, self.model_name, self.base_video, self.dtype, self.method,
+                                  self.fused_ops)
 
     @property
     def device(self) -> torch.device:

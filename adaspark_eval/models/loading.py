@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoProcessor, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
+from adaspark_eval.models import fused
 from adaspark_eval.models.placement import dispatch, input_device, layer_device_map
 from adaspark_eval.models.tiny import build_tiny
 
@@ -79,15 +80,19 @@ def resolve_name(name: str) -> str:
 
 
 def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtype = "float32",
-               max_pixels: int | None = None, devices: list[str] | None = None) -> LoadedModel:
+               max_pixels: int | None = None, devices: list[str] | None = None, fused_ops: bool = False) -> LoadedModel:
     """Load ``name`` (``"tiny"``, ``"niah-small"``, ``"auto"``, a checkpoint directory, or a cached hub
     name) on ``device``, or split over ``devices`` (``placement.layer_device_map``) when given;
-    ``LoadedModel.name`` is the model actually loaded.
+    ``LoadedModel.name`` is the model actually loaded. ``fused_ops``: the language model's RMSNorm, rotary
+    embedding and SiLU-and-multiply as fused kernels (``models.fused``; CUDA only).
 
     The model uses sdpa attention (the dense baseline AdaSpark falls back to).
     """
     name = resolve_name(name)
     torch_dtype = parse_dtype(dtype)
+    if fused_ops and not devices and not fused.runs_here(torch.empty(0, device=device)):
+        raise fused.FusedOpsError(f"--fused-ops runs Triton kernels, which need a GPU (device {device}): pass "
+                                  "--device cuda or drop --fused-ops")
     if name == TINY:
         model, processor = build_tiny(dtype=torch_dtype)
         device_map = layer_device_map(model.config, devices) if devices else None
@@ -103,5 +108,7 @@ def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtyp
     if max_pixels is not None:
         size = processor.video_processor.size
         processor.video_processor.size = {"shortest_edge": size["shortest_edge"], "longest_edge": max_pixels}
+    if fused_ops:
+        fused.fuse(model)
     where = input_device(device_map) if device_map else torch.device(device)
     return LoadedModel(model=model.eval(), processor=processor, name=name, device=where)

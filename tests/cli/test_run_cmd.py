@@ -64,3 +64,11 @@ def test_device_map_and_num_processes_are_exclusive(benchmark_root: Path) -> Non
     result = CliRunner().invoke(app, ["run", "--task", "videoniah", "--data-root", str(benchmark_root),
                                       "--device-map", "auto", "--num-processes", "2", *FAST_VIDEO])
     assert result.exit_code == 2 and result.output.strip().endswith("pass one of them")
+
+
+def test_fused_ops_without_a_gpu_stops_naming_the_fix(benchmark_root: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "--task", "videoniah", "--data-root", str(benchmark_root), "--limit", "1",
+                                      "--fused-ops", *FAST_VIDEO])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("pass --device cuda or drop --fused-ops")
