@@ -6,10 +6,10 @@ of a 7B prefill, the same in the dense model and in AdaSpark, so they dilute wha
 here does one read and one write, and rounds where transformers' eager ops round, so results equal eager
 mode up to float32 summation order and ``exp``/``rsqrt`` rounding (a last-bit difference in a few elements).
 
-``fuse(model)`` swaps the language model's norms and MLPs for fused subclasses and routes
-``apply_rotary_pos_emb`` (a module-level function of transformers' Qwen2.5-VL code) through the fused kernel
-for CUDA tensors; ``unfuse(model)`` undoes it. The kernels run on CUDA, and on the CPU only under
-``TRITON_INTERPRET=1`` (the tests).
+``fuse(model)`` swaps the model's RMSNorms (the vision tower's too) and the language model's MLPs for fused
+subclasses and routes ``apply_rotary_pos_emb`` (a module-level function of transformers' Qwen2.5-VL code)
+through the fused kernel for CUDA tensors; ``unfuse(model)`` undoes it. The kernels run on CUDA, and on the
+CPU only under ``TRITON_INTERPRET=1`` (the tests).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import triton
 import triton.language as tl
 from torch import Tensor, nn
 from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as qwen
+
+from adaspark_eval.sparse.kernels.dot import INTERPRETED
 
 ORIGINAL_ROTARY = qwen.apply_rotary_pos_emb
 ROWS_PER_PROGRAM = 4  # SiLU-and-multiply: rows of the (tokens, intermediate) activations per program
@@ -55,7 +57,7 @@ def _rms_norm_kernel(X, W, Y, stride_x, stride_y, width, eps, BLOCK: tl.constexp
 
 def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
     """(..., width) ``Qwen2_5_VLRMSNorm`` of ``x`` in one pass; dtype as eager (``weight`` x ``x`` promoted)."""
-    rows = x.reshape(-1, x.shape[-1])
+    rows = x.reshape(-1, x.shape[-1]).contiguous()  # a no-op for hidden states
     out = torch.empty(rows.shape, dtype=torch.promote_types(weight.dtype, x.dtype), device=x.device)
     _rms_norm_kernel[(rows.shape[0],)](rows, weight, out, rows.stride(0), out.stride(0), rows.shape[1], eps,
                                        BLOCK=triton.next_power_of_2(rows.shape[1]), num_warps=8)
@@ -120,7 +122,7 @@ def _silu_mul_kernel(Gate, Up, Out, rows, width, stride_g, stride_u, stride_o, R
 
 def silu_mul(gate: Tensor, up: Tensor) -> Tensor:
     """(..., width) ``silu(gate) * up`` in one pass."""
-    g, u = gate.reshape(-1, gate.shape[-1]), up.reshape(-1, up.shape[-1])
+    g, u = (x.reshape(-1, x.shape[-1]).contiguous() for x in (gate, up))  # no-ops for projections
     out = torch.empty(g.shape, dtype=gate.dtype, device=gate.device)
     block = min(1024, triton.next_power_of_2(g.shape[1]))
     grid = (triton.cdiv(g.shape[0], ROWS_PER_PROGRAM), triton.cdiv(g.shape[1], block))
@@ -152,8 +154,6 @@ FUSED = {qwen.Qwen2_5_VLRMSNorm: FusedRMSNorm, qwen.Qwen2MLP: FusedMLP}
 
 def runs_here(x: Tensor) -> bool:
     """Whether the fused kernels can run on ``x``'s device (CUDA, or the CPU under ``TRITON_INTERPRET=1``)."""
-    from adaspark_eval.sparse.kernels.dot import INTERPRETED
-
     return x.is_cuda or bool(INTERPRETED)
 
 
@@ -166,8 +166,8 @@ def _swap_class(module: nn.Module, cls: type) -> None:
 
 
 def fuse(model: nn.Module) -> nn.Module:
-    """Swap the language model's RMSNorms and MLPs of ``model`` for the fused classes and route transformers'
-    rotary embedding through the fused kernel; returns ``model``."""
+    """Swap the RMSNorms and the language model's MLPs of ``model`` for the fused classes and route
+    transformers' rotary embedding through the fused kernel; returns ``model``."""
     for module in model.modules():
         if type(module) in FUSED:
             _swap_class(module, FUSED[type(module)])
