@@ -46,6 +46,7 @@ from adaspark_eval.sparse.kernels import ffn as kernel_ffn
 from adaspark_eval.sparse.kernels.attention import choosing_units, kernel_attention
 from adaspark_eval.sparse.kernels import flash
 from adaspark_eval.sparse.kernels.flash import FlashLaunch, slot_order, sparse_flash
+from adaspark_eval.sparse.kernels.pairs import cube_pair_tables
 from adaspark_eval.sparse.kernels.select import select_tiles
 from adaspark_eval.sparse.kernels.tiles import CubeTiles, build_tiles
 from adaspark_eval.sparse.layout import TokenLayout, build_layout
@@ -248,6 +249,7 @@ def attention_section(tokens: int, device: torch.device, flex: Callable[..., Ten
             result[f"{name}_ms"], result[f"{name}_error"] = math.nan, repr(error)[:500]
     result["tiles_ms"] = median_ms(lambda: build_tiles(layout, "all"))
     tiles = build_tiles(layout, "all")
+    result["pair_tables_ms"] = median_ms(lambda: cube_pair_tables(tiles))
     chooses = choosing_units(layout, "dense")
     flex_inputs = [slot_order(x, tiles) for x in (q, k, v)] if flex is not None else None
     runs = []
@@ -535,7 +537,10 @@ def markdown(results: dict[str, Any]) -> str:
                       "selection", "attention", "Flex same mask", "target", "met"],
                      attention_rows(results["attention"]))
         tiles = ", ".join(f"{a['tokens']}: {a['tiles_ms']:.2f} ms" for a in results["attention"])
-        out += ["", f"Tile building (once per forward, shared by all layers): {tiles}.", ""]
+        tables = ", ".join(f"{a['tokens']}: {a['pair_tables_ms']:.2f} ms" for a in results["attention"]
+                           if "pair_tables_ms" in a)
+        out += ["", f"Tile building (once per forward, shared by all layers): {tiles}. Pair-count tables "
+                f"(`select=cube`, likewise once per forward): {tables}.", ""]
     if results.get("ffn"):
         out += ["## Sparse FFN (one layer, 3584 -> 18944 -> 3584)", "",
                 "Target: sparse FFN (keep + gather/MLP/scatter) <= 1.1 x active fraction x dense MLP.", ""]
