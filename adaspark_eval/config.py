@@ -121,6 +121,18 @@ class AdaSparkConfig:
         return cls(**{name: _parse(name, value) for name, value in values.items()})
 
 
+def parse_bool(value: Any) -> bool:
+    """A yes/no setting given as a bool or as text (``1/true/yes/on``, ``0/false/no/off``); ValueError else."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a yes/no value: {value!r}")
+
+
 def _parse(name: str, value: Any) -> Any:
     """Coerce one knob value from its CLI/string form."""
     if not isinstance(value, str):
@@ -141,11 +153,7 @@ def _parse(name: str, value: Any) -> Any:
         if name == "dense_layers":
             return tuple(int(s) for s in text.replace(";", ",").split(",") if s.strip())
         if name in ("sparse_decode", "attention", "ffn"):
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(text)
+            return parse_bool(text)
         if name == "query_chunk":
             return int(text)
     except ValueError:

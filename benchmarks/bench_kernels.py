@@ -160,15 +160,15 @@ def check_section(device: torch.device) -> list[dict[str, Any]]:
 def fused_check(residual: Tensor, hidden: Tensor) -> list[dict[str, Any]]:
     """``models.fused`` kernels against transformers' eager ops in bf16 on the GPU: identical elements."""
     gen = torch.Generator(device=hidden.device).manual_seed(3)
-    weight = torch.randn(HIDDEN, device=hidden.device, generator=gen).bfloat16()
-    eager_norm = weight * (residual.float() * torch.rsqrt(residual.float().pow(2).mean(-1, keepdim=True) + 1e-6)
-                           ).bfloat16()
+    eager_rms_norm = transformers.models.qwen2_5_vl.modeling_qwen2_5_vl.Qwen2_5_VLRMSNorm
+    norm = eager_rms_norm(HIDDEN, eps=1e-6).to(hidden.device, torch.bfloat16)
+    norm.weight.data = torch.randn(HIDDEN, device=hidden.device, generator=gen).bfloat16()
     q, k = (x.view(1, x.shape[1], -1, HEAD_DIM).transpose(1, 2) for x in (hidden[..., :HEADS * HEAD_DIM],
                                                                          residual[..., :KV_HEADS * HEAD_DIM]))
     cos, sin = (torch.randn(1, hidden.shape[1], HEAD_DIM, device=hidden.device, generator=gen).bfloat16()
                 for _ in range(2))
     gate, up = hidden[..., :HIDDEN // 2], residual[..., HIDDEN // 2:]
-    pairs = {"rms_norm": (fused.rms_norm(residual, weight, 1e-6), eager_norm),
+    pairs = {"rms_norm": (fused.rms_norm(residual, norm.weight, 1e-6), norm(residual)),
              "rotary q": (fused.apply_rotary_pos_emb(q, k, cos, sin)[0], fused.ORIGINAL_ROTARY(q, k, cos, sin)[0]),
              "silu_mul": (fused.silu_mul(gate, up), torch.nn.functional.silu(gate) * up)}
     return [{"fused": name, "identical_fraction": float((got == want).float().mean()),

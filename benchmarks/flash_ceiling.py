@@ -76,10 +76,11 @@ def _ceiling_kernel(Q, K, V, Out, Lists, length, qk_scale, heads, kv_heads, unit
             k = _load_tile(K, row, T, D, TMA)
             v = _load_tile(V, row, T, D, TMA)
             m_i, l_i, acc = _update(q, k, v, m_i, l_i, acc, qk_scale, unmasked, False)
-    tl.store(Out + (first * T + rows).to(tl.int64)[:, None] * D + dims[None, :], (acc / l_i[:, None]).to(Out.dtype.element_ty))
+    tl.store(Out + (first * T + rows).to(tl.int64)[:, None] * D + dims[None, :],
+             (acc / l_i[:, None]).to(Out.dtype.element_ty))
 
 
-def random_lists(tiles: int, units: int, length: int, pool: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+def random_lists(tiles: int, length: int, pool: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
     """(tiles, length) int32: for each tile ``length`` distinct units of ``range(pool)``, ascending."""
     scores = torch.rand(tiles, pool, generator=gen, device=device)
     return scores.argsort(dim=1)[:, :length].sort(dim=1).values.to(torch.int32)
@@ -106,7 +107,7 @@ def measure(tokens: int, density: float, variant: str, tma: bool, stages: int, d
     q = torch.randn(HEADS * units * TILE, DIM, generator=gen, device=device).bfloat16()
     k, v = (torch.randn(KV_HEADS * units * TILE, DIM, generator=gen, device=device).bfloat16() for _ in range(2))
     pool = min(units, 64) if variant == "hot" else units
-    lists = random_lists(HEADS * units, units, length, max(pool, length), gen, device)
+    lists = random_lists(HEADS * units, length, max(pool, length), gen, device)
     if variant == "shared pair":
         lists = lists.view(-1, 2, length)[:, :1].expand(-1, 2, -1).reshape(-1, length).contiguous()
     pair = variant in ("shared pair", "own pair")

@@ -1,6 +1,6 @@
 import pytest
 
-from adaspark_eval.config import AdaSparkConfig, ConfigError
+from adaspark_eval.config import AdaSparkConfig, ConfigError, parse_bool
 
 
 def test_defaults_follow_method():
@@ -38,3 +38,9 @@ def test_key_is_stable_and_config_sensitive():
     assert AdaSparkConfig(p=0.8).key() != AdaSparkConfig(p=0.7).key()
     assert AdaSparkConfig(query_chunk=7).key() == AdaSparkConfig().key()
     assert AdaSparkConfig.from_dict(AdaSparkConfig(cube=(2, 2, 2)).to_dict()) == AdaSparkConfig(cube=(2, 2, 2))
+
+
+def test_yes_no_settings_read_text_and_refuse_anything_else():
+    assert parse_bool("true") and parse_bool(True) and parse_bool(" On ") and not parse_bool("0")
+    with pytest.raises(ValueError, match="not a yes/no value"):
+        parse_bool("maybe")

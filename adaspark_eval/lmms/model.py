@@ -32,7 +32,7 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from adaspark_eval.benchmarks import BENCHMARKS, Benchmark
-from adaspark_eval.config import AdaSparkConfig
+from adaspark_eval.config import AdaSparkConfig, parse_bool
 from adaspark_eval.data.video import VideoError
 from adaspark_eval.evaluation.parallel import join, world_size
 from adaspark_eval.evaluation.shared import SharedWork
@@ -99,7 +99,7 @@ class AdaSparkLMM(lmms):
         self.method = make_method(str(method), {k: _knob_text(v) for k, v in settings.items()})
         self.model_name = str(pretrained)
         self.dtype = str(dtype)
-        self.fused_ops = str(fused_ops).lower() in ("true", "1", "yes")
+        self.fused_ops = parse_bool(fused_ops)
         devices = parse_devices(str(device_map).replace(";", ",")) if device_map else None
         if devices and world_size() > 1:
             raise ValueError("device_map splits one process's model over several GPUs; under a launcher each process "

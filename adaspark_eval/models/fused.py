@@ -99,9 +99,10 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return out
 
 
-def apply_rotary_pos_emb(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor, unsqueeze_dim: int = 1) -> tuple[Tensor, Tensor]:
+def apply_rotary_pos_emb(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor,
+                         unsqueeze_dim: int = 1) -> tuple[Tensor, Tensor]:
     """Transformers' ``apply_rotary_pos_emb`` for (B, H, S, D) queries / keys: fused where the kernels run."""
-    if unsqueeze_dim != 1 or not runs_here(q) or q.stride(-1) != 1 or k.stride(-1) != 1:
+    if unsqueeze_dim != 1 or not runs_on(q.device) or q.stride(-1) != 1 or k.stride(-1) != 1:
         return ORIGINAL_ROTARY(q, k, cos, sin, unsqueeze_dim)
     return _rotate(q, cos, sin), _rotate(k, cos, sin)
 
@@ -135,7 +136,7 @@ class FusedRMSNorm(qwen.Qwen2_5_VLRMSNorm):
     """``Qwen2_5_VLRMSNorm`` in one kernel where the kernels run."""
 
     def forward(self, hidden_states: Tensor) -> Tensor:
-        if not runs_here(hidden_states):
+        if not runs_on(hidden_states.device):
             return super().forward(hidden_states)
         return rms_norm(hidden_states, self.weight, self.variance_epsilon)
 
@@ -144,7 +145,7 @@ class FusedMLP(qwen.Qwen2MLP):
     """``Qwen2MLP`` (SiLU-gated) with its activation and product in one kernel where the kernels run."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if not runs_here(x) or self.config.hidden_act != "silu":
+        if not runs_on(x.device) or self.config.hidden_act != "silu":
             return super().forward(x)
         return self.down_proj(silu_mul(self.gate_proj(x), self.up_proj(x)))
 
@@ -152,9 +153,9 @@ class FusedMLP(qwen.Qwen2MLP):
 FUSED = {qwen.Qwen2_5_VLRMSNorm: FusedRMSNorm, qwen.Qwen2MLP: FusedMLP}
 
 
-def runs_here(x: Tensor) -> bool:
-    """Whether the fused kernels can run on ``x``'s device (CUDA, or the CPU under ``TRITON_INTERPRET=1``)."""
-    return x.is_cuda or bool(INTERPRETED)
+def runs_on(device: torch.device) -> bool:
+    """Whether the fused kernels can run on ``device`` (CUDA, or the CPU under ``TRITON_INTERPRET=1``)."""
+    return device.type == "cuda" or bool(INTERPRETED)
 
 
 def _swap_class(module: nn.Module, cls: type) -> None:

@@ -83,14 +83,14 @@ def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtyp
                max_pixels: int | None = None, devices: list[str] | None = None, fused_ops: bool = False) -> LoadedModel:
     """Load ``name`` (``"tiny"``, ``"niah-small"``, ``"auto"``, a checkpoint directory, or a cached hub
     name) on ``device``, or split over ``devices`` (``placement.layer_device_map``) when given;
-    ``LoadedModel.name`` is the model actually loaded. ``fused_ops``: the language model's RMSNorm, rotary
-    embedding and SiLU-and-multiply as fused kernels (``models.fused``; CUDA only).
+    ``LoadedModel.name`` is the model actually loaded. ``fused_ops``: RMSNorm, rotary embedding and
+    SiLU-and-multiply as fused kernels (``models.fused``; CUDA only).
 
     The model uses sdpa attention (the dense baseline AdaSpark falls back to).
     """
     name = resolve_name(name)
     torch_dtype = parse_dtype(dtype)
-    if fused_ops and not devices and not fused.runs_here(torch.empty(0, device=device)):
+    if fused_ops and not devices and not fused.runs_on(torch.device(device)):
         raise fused.FusedOpsError(f"--fused-ops runs Triton kernels, which need a GPU (device {device}): pass "
                                   "--device cuda or drop --fused-ops")
     if name == TINY:

@@ -72,7 +72,7 @@ def test_fused_tiny_model_matches_and_unfuse_restores_it():
 
 
 def test_fused_ops_on_the_cpu_is_refused_naming_the_fix():
-    if fused.runs_here(torch.empty(0)):
+    if fused.runs_on(torch.device("cpu")):
         pytest.skip("the kernels run here (TRITON_INTERPRET=1)")
     with pytest.raises(fused.FusedOpsError, match="--device cuda or drop --fused-ops"):
         load_model("tiny", device="cpu", fused_ops=True)
