@@ -1,7 +1,7 @@
 """Where a sparse 7B prefill spends its time: ``torch.profiler`` over one forward of Qwen2.5-VL-7B's
 architecture (random bf16 weights, the benchmark sequence of ``bench_kernels.py``), dense and with AdaSpark.
 
-    PYTHONPATH=. python3 benchmarks/profile_prefill.py --out OUT_DIR [--tokens 65536] [--fixed-ratio 0.25]
+    PYTHONPATH=. python3 benchmarks/profile_prefill.py --out OUT_DIR [--tokens 65536] [--fixed-ratio 0.25] [--fused-ops]
 
 Writes ``profile_prefill.md``: per setting, the wall time of the profiled forward, the GPU time summed over
 kernels, and the operators with the most GPU time and the most CPU time (a CPU-bound op shows as a gap
@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_kernels import build_7b, video_inputs  # noqa: E402 - a sibling benchmark script
 
 from adaspark_eval.config import AdaSparkConfig  # noqa: E402
+from adaspark_eval.models import fused  # noqa: E402
 from adaspark_eval.sparse.qwen2_5_vl import AdaSpark  # noqa: E402
 
 
@@ -50,9 +51,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--tokens", type=int, default=65536)
     parser.add_argument("--fixed-ratio", type=float, default=0.25)
     parser.add_argument("--rows", type=int, default=25)
+    parser.add_argument("--fused-ops", action="store_true", help="models.fused kernels in both models")
     args = parser.parse_args(argv)
     device = torch.device("cuda")
     model = build_7b(device)
+    if args.fused_ops:
+        fused.fuse(model)
     ids, grid = video_inputs(args.tokens, device)
     forward = functools.partial(model, input_ids=ids, video_grid_thw=grid, logits_to_keep=1, use_cache=False)
     lines = [f"# Profile of one prefill ({args.tokens} tokens, Qwen2.5-VL-7B architecture, {torch.cuda.get_device_name()})",

@@ -129,3 +129,16 @@ def test_tensor_descriptor_and_pointer_loads_agree(select: str):
     pointer, described = (sparse_flash(q, k, v, tiles, selection, DIM**-0.5, FlashLaunch(tma=tma)) for tma in (False, True))
     real = layout.unit != -1
     assert torch.equal(pointer[real], described[real])
+
+
+@needs_interpreter
+def test_slot_order_copies_each_units_rows_from_a_strided_view():
+    from adaspark_eval.sparse.kernels.flash import slot_order
+
+    layout, _, k, _ = _inputs(2, torch.bfloat16, seed=7)
+    tiles = build_tiles(layout, "all")
+    strided = k.transpose(1, 2).contiguous().transpose(1, 2)  # (B, Hkv, S, D) as transformers hands it over
+    copied = slot_order(strided, tiles)
+    index = tiles.slot_pos.clamp_min(0).long()
+    assert copied.is_contiguous()
+    assert torch.equal(copied, k.gather(2, index[:, None, :, None].expand(-1, k.shape[1], -1, k.shape[3])))

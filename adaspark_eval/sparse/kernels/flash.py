@@ -155,10 +155,28 @@ def _sparse_flash_kernel(Q, sq_b, sq_h, sq_s, KS, VS, Out, so_b, so_s, so_h, Slo
     tl.store(out_rows[:, None] + dims[None, :], out, mask=(out_pos >= 0)[:, None])
 
 
+@triton.jit
+def _slot_order_kernel(X, sx_b, sx_h, sx_s, SlotPos, Out, heads, num_units, T: tl.constexpr, D: tl.constexpr):
+    """One program per (sample, head, unit): the unit's ``T`` rows copied to their slots (padding: position 0)."""
+    pid = tl.program_id(0)
+    bh = pid // num_units
+    b = bh // heads
+    slots = num_units * T
+    slot = (pid % num_units) * T + tl.arange(0, T)
+    dims = tl.arange(0, D)
+    pos = tl.maximum(tl.load(SlotPos + b * slots + slot), 0).to(tl.int64)
+    rows = tl.load(X + b.to(tl.int64) * sx_b + (bh % heads) * sx_h + pos[:, None] * sx_s + dims[None, :])
+    tl.store(Out + (bh.to(tl.int64) * slots + slot)[:, None] * D + dims[None, :], rows)
+
+
 def slot_order(x: Tensor, tiles: CubeTiles) -> Tensor:
-    """(B, Hx, U*T, D) contiguous copy of ``x`` (B, Hx, S, D) in slot order (padding slots repeat position 0)."""
-    index = tiles.slot_pos.clamp_min(0).long()
-    return x.gather(2, index[:, None, :, None].expand(-1, x.shape[1], -1, x.shape[3])).contiguous()
+    """(B, Hx, U*T, D) contiguous copy of ``x`` (B, Hx, S, D; last dim contiguous) in slot order (padding slots
+    repeat position 0)."""
+    bsz, heads, _, dim = x.shape
+    out = torch.empty(bsz, heads, tiles.slot_pos.shape[1], dim, dtype=x.dtype, device=x.device)
+    _slot_order_kernel[(bsz * heads * tiles.num_units,)](x, x.stride(0), x.stride(1), x.stride(2), tiles.slot_pos,
+                                                          out, heads, tiles.num_units, T=tiles.tile, D=dim)
+    return out
 
 
 def sparse_flash(query: Tensor, key: Tensor, value: Tensor, tiles: CubeTiles, selection: KernelSelection,
