@@ -25,7 +25,8 @@ from adaspark_eval.sparse.kernels.tiles import next_power_of_two
 from adaspark_eval.sparse.layout import PAD
 
 MAX_GROUP = 256  # members ranked pairwise on chip; larger groups (ffn_group=grid) use the reference rule
-FEATURE_BLOCK = 256
+FEATURE_BLOCK = 256  # features per step of the norm loop
+FILL_BLOCK = (16, 512)  # members x features per step of the compensation (0.32 -> 0.21 ms at 64k vs (32, 256), H200)
 
 
 def build_members(groups: Tensor) -> tuple[Tensor, Tensor, int]:
@@ -166,7 +167,8 @@ def sparse_ffn(mlp: Callable[[Tensor], Tensor], hidden: Tensor, keep: Tensor, gr
     members, offsets, _ = group_members(groups)
     rank = torch.where(flat_keep, torch.cumsum(flat_keep, 0, dtype=torch.int32) - 1, -1).to(torch.int32)
     dim = out.shape[1]
-    grid = (offsets.numel() - 1, triton.cdiv(dim, FEATURE_BLOCK))
-    _compensate_kernel[grid](kept_out, rank, members, offsets, out, dim, BN=32, BD=FEATURE_BLOCK,
+    members_step, features_step = FILL_BLOCK
+    grid = (offsets.numel() - 1, triton.cdiv(dim, features_step))
+    _compensate_kernel[grid](kept_out, rank, members, offsets, out, dim, BN=members_step, BD=features_step,
                              MEAN=compensation == "mean")
     return out.view(*hidden.shape[:-1], -1)
