@@ -79,7 +79,8 @@ def _pack(gid: Tensor) -> tuple[Tensor, Tensor]:
 
 def sparse_ffn(mlp: Callable[[Tensor], Tensor], hidden: Tensor, keep: Tensor, groups: Tensor,
                compensation: str) -> Tensor:
-    """MLP on kept tokens; skipped tokens get their group's mean kept output (or zero).
+    """MLP on kept tokens; skipped tokens get their group's mean kept output (or zero; always zero for a token of
+    no group).
 
     Args:
         mlp: the layer's MLP, (N, D) -> (N, D).
@@ -95,9 +96,9 @@ def sparse_ffn(mlp: Callable[[Tensor], Tensor], hidden: Tensor, keep: Tensor, gr
     kept_out = mlp(flat[kept_index])
     out = torch.zeros(flat.shape[0], kept_out.shape[-1], dtype=kept_out.dtype, device=kept_out.device)
     out[kept_index] = kept_out
-    skipped = torch.nonzero(~flat_keep).flatten()
+    flat_groups = groups.flatten()
+    skipped = torch.nonzero(~flat_keep & (flat_groups != PAD)).flatten()  # tokens of no group stay zero
     if compensation == "mean" and skipped.numel():
-        flat_groups = groups.flatten()
         slots = int(flat_groups.max()) + 1
         kept_groups = flat_groups[kept_index]
         is_visual = kept_groups != PAD

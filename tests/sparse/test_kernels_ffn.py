@@ -67,6 +67,22 @@ def test_group_lists_are_built_once_per_groups_tensor_and_text_only_keeps_all():
     first = kernels.group_members(cubes)
     assert kernels.group_members(cubes) is first  # the layers of a forward share one groups tensor
     by_grid = kernels.group_members(grids)  # another tensor: built afresh, not the cached lists
-    assert by_grid is not first and by_grid[1].tolist() == [0, 128] and first[1].numel() == 9
+    seq = len(IDS)
+    assert by_grid is not first and by_grid.offsets.tolist() == [0, 128, seq] and by_grid.groups == 1
+    assert first.groups == 8 and first.offsets.numel() == 10 and first.largest == 16
+    assert sorted(first.members.tolist()) == list(range(seq))  # every token once, the text in the last segment
     text = torch.full_like(cubes, reference.PAD)
     assert kernels.keep_tokens(residual, text, _rule()).all()
+
+
+@needs_interpreter
+@pytest.mark.parametrize("compensation", ["mean", "none"])
+def test_skipped_tokens_of_no_group_get_zero_as_in_the_reference(compensation):
+    layout, _, hidden, mlp = _setup()
+    groups = reference.group_ids(layout, "cube")
+    keep = torch.ones(1, len(IDS), dtype=torch.bool)
+    keep[0, [0, 3, 20, 21, 139]] = False  # text tokens (no group) and visual ones a method pruned
+    out = kernels.sparse_ffn(mlp, hidden, keep, groups, compensation)
+    want = reference.sparse_ffn(mlp, hidden, keep, groups, compensation)
+    assert torch.all(out[0, [0, 3, 139]] == 0)
+    assert torch.allclose(out.float(), want.float(), atol=2e-2, rtol=0)

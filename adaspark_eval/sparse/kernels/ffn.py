@@ -2,9 +2,10 @@
 
 ``keep_tokens``: one program per group (cube) computes its tokens' L2 norms and the top-p set exactly as
 the reference does, ties included (a member precedes another when it is larger, or equal and earlier).
-``sparse_ffn``: the MLP runs on the kept tokens only; their outputs are copied to their positions and
-one program per (group, feature block) writes its group's mean kept output (or zero) to the skipped
-ones. Nothing else touches the skipped tokens.
+``sparse_ffn``: the MLP runs on the kept tokens only; then one program per (group, feature block) copies
+its kept members' outputs to their positions and writes the group's mean kept output (or zero) to the
+skipped ones, the tokens of no group (text) forming one more segment that gets no mean. Nothing else
+touches the skipped tokens.
 
 Shapes: ``B`` batch, ``S`` positions, ``D`` hidden size, ``N`` visual tokens, ``G`` groups.
 """
@@ -12,6 +13,7 @@ Shapes: ``B`` batch, ``S`` positions, ``D`` hidden size, ``N`` visual tokens, ``
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -26,31 +28,45 @@ from adaspark_eval.sparse.layout import PAD
 
 MAX_GROUP = 256  # members ranked pairwise on chip; larger groups (ffn_group=grid) use the reference rule
 FEATURE_BLOCK = 256  # features per step of the norm loop
-FILL_BLOCK = (16, 512)  # members x features per step of the compensation (0.32 -> 0.21 ms at 64k vs (32, 256), H200)
+PLACE_BLOCK = (16, 512)  # members x features per step of the output placement (H200: see benchmarks/RESULTS.md)
 
 
-def build_members(groups: Tensor) -> tuple[Tensor, Tensor, int]:
-    """Visual tokens listed group by group.
+class GroupMembers(NamedTuple):
+    """Tokens listed group by group, then the tokens of no group (text, padding) as one final segment.
 
-    Args:
-        groups: (B, S) from ``ffn.group_ids`` (``PAD`` for text and padding).
-    Returns:
-        members (N,) flat indices sorted by group then position, offsets (G + 1,) into ``members``, and the
-        largest group size (0 without visual tokens).
+    Attributes:
+        members: (S_total,) flat indices (into the (B * S) tokens): each group's by position, groups in id order,
+            then the ungrouped tokens by position.
+        offsets: (G + 2,) segment starts into ``members``: group ``g`` is ``offsets[g]:offsets[g + 1]``, the
+            ungrouped tokens ``offsets[G]:offsets[G + 1]``.
+        groups: ``G``; largest: the most members of a group (0 without visual tokens).
     """
+
+    members: Tensor
+    offsets: Tensor
+    groups: int
+    largest: int
+
+
+def build_members(groups: Tensor) -> GroupMembers:
+    """The ``GroupMembers`` of ``groups`` (B, S) from ``ffn.group_ids`` (``PAD`` for text and padding)."""
     flat = groups.flatten()
-    visual = torch.nonzero(flat != PAD).flatten()
+    grouped = flat != PAD
+    visual = torch.nonzero(grouped).flatten()
+    loose = torch.nonzero(~grouped).flatten()
     if visual.numel() == 0:
-        return visual, torch.zeros(1, dtype=torch.long, device=groups.device), 0
-    members = visual[torch.argsort(flat[visual], stable=True)]
-    _, sizes = torch.unique_consecutive(flat[members], return_counts=True)
-    return members, F.pad(torch.cumsum(sizes, 0), (1, 0)), int(sizes.max())
+        return GroupMembers(loose, torch.tensor([0, loose.numel()], device=groups.device), 0, 0)
+    ordered = visual[torch.argsort(flat[visual], stable=True)]
+    _, sizes = torch.unique_consecutive(flat[ordered], return_counts=True)
+    offsets = F.pad(torch.cumsum(sizes, 0), (1, 0))
+    return GroupMembers(torch.cat([ordered, loose]), F.pad(offsets, (0, 1), value=flat.numel()), sizes.numel(),
+                        int(sizes.max()))
 
 
-_last_members: list[tuple[Tensor, tuple[Tensor, Tensor, int]]] = []
+_last_members: list[tuple[Tensor, GroupMembers]] = []
 
 
-def group_members(groups: Tensor) -> tuple[Tensor, Tensor, int]:
+def group_members(groups: Tensor) -> GroupMembers:
     """``build_members`` of ``groups``, built once per groups tensor: the layers of a forward share one
     (``AdaSpark.group_ids``), so the sort and its host sync happen once per forward, not twice per layer."""
     if _last_members and _last_members[0][0] is groups:
@@ -103,16 +119,16 @@ def keep_tokens(residual: Tensor, groups: Tensor, rule: FfnRule) -> Tensor:
         (B, S) bool.
     """
     keep = torch.ones(groups.shape, dtype=torch.bool, device=groups.device)
-    members, offsets, largest = group_members(groups)
-    if offsets.numel() == 1:  # no visual token
+    lists = group_members(groups)
+    if lists.groups == 0:  # no visual token
         return keep
-    if largest > MAX_GROUP:
+    if lists.largest > MAX_GROUP:
         return reference.keep_tokens(residual, groups, rule)
     flat = residual.flatten(0, 1)
-    members_block = next_power_of_two(largest, 16)
-    _keep_kernel[(offsets.numel() - 1,)](
-        flat, flat.stride(0), members, offsets, keep.view(-1), rule.p, rule.fixed_ratio or 1.0, rule.tau,
-        flat.shape[1], N=members_block, BD=max(32, min(FEATURE_BLOCK, 8192 // members_block)),
+    members_block = next_power_of_two(lists.largest, 16)
+    _keep_kernel[(lists.groups,)](
+        flat, flat.stride(0), lists.members, lists.offsets, keep.view(-1), rule.p, rule.fixed_ratio or 1.0, rule.tau,
+        flat.shape[1], N=members_block, BD=max(32, min(FEATURE_BLOCK, 16384 // members_block)),
         SOFTMAX=rule.score == "softmax", KEEP_ALL=rule.fixed_ratio is None and rule.p >= 1.0,
         FIXED=rule.fixed_ratio is not None, num_warps=8,
     )
@@ -120,8 +136,11 @@ def keep_tokens(residual: Tensor, groups: Tensor, rule: FfnRule) -> Tensor:
 
 
 @triton.jit
-def _compensate_kernel(KeptOut, Rank, Members, Offsets, Out, dim, BN: tl.constexpr, BD: tl.constexpr,
-                       MEAN: tl.constexpr):
+def _place_kernel(KeptOut, Rank, Members, Offsets, Out, dim, num_groups, BN: tl.constexpr, BD: tl.constexpr,
+                  MEAN: tl.constexpr):
+    """One program per (segment, feature block) of ``GroupMembers``: kept members get their own output row
+    (``KeptOut[Rank]``), skipped ones their group's mean kept output if ``MEAN``, else zero (always zero in the
+    final segment, the tokens of no group)."""
     g = tl.program_id(0)
     feats = tl.program_id(1) * BD + tl.arange(0, BD)
     in_dim = feats < dim
@@ -129,22 +148,24 @@ def _compensate_kernel(KeptOut, Rank, Members, Offsets, Out, dim, BN: tl.constex
     end = tl.load(Offsets + g + 1)
     total = tl.zeros([BD], dtype=tl.float32)
     count = 0.0
-    if MEAN:
-        for m0 in range(start, end, BN):
-            idx = m0 + tl.arange(0, BN)
-            rank = tl.load(Rank + tl.load(Members + idx, mask=idx < end, other=0), mask=idx < end, other=-1)
-            kept = rank >= 0
-            x = tl.load(KeptOut + rank.to(tl.int64)[:, None] * dim + feats[None, :],
-                        mask=kept[:, None] & in_dim[None, :], other=0.0)
-            total += tl.sum(x.to(tl.float32), 0)
-            count += tl.sum(kept.to(tl.float32), 0)
-    fill = (total / tl.maximum(count, 1.0)).to(Out.dtype.element_ty)
     for m0 in range(start, end, BN):
         idx = m0 + tl.arange(0, BN)
-        rows = tl.load(Members + idx, mask=idx < end, other=0)
+        rows = tl.load(Members + idx, mask=idx < end, other=0).to(tl.int64)
+        rank = tl.load(Rank + rows, mask=idx < end, other=-1)
+        kept = rank >= 0
+        x = tl.load(KeptOut + rank.to(tl.int64)[:, None] * dim + feats[None, :], mask=kept[:, None] & in_dim[None, :],
+                    other=0.0)
+        tl.store(Out + rows[:, None] * dim + feats[None, :], x, mask=kept[:, None] & in_dim[None, :])
+        total += tl.sum(x.to(tl.float32), 0)
+        count += tl.sum(kept.to(tl.float32), 0)
+    compensated = MEAN and g < num_groups
+    fill = tl.where(compensated, total / tl.maximum(count, 1.0), 0.0).to(Out.dtype.element_ty)
+    for m0 in range(start, end, BN):
+        idx = m0 + tl.arange(0, BN)
+        rows = tl.load(Members + idx, mask=idx < end, other=0).to(tl.int64)
         skipped = (tl.load(Rank + rows, mask=idx < end, other=0) < 0) & (idx < end)
-        tl.store(Out + rows.to(tl.int64)[:, None] * dim + feats[None, :],
-                 fill[None, :] + tl.zeros([BN, BD], Out.dtype.element_ty), mask=skipped[:, None] & in_dim[None, :])
+        tl.store(Out + rows[:, None] * dim + feats[None, :], fill[None, :] + tl.zeros([BN, BD], Out.dtype.element_ty),
+                 mask=skipped[:, None] & in_dim[None, :])
 
 
 def sparse_ffn(mlp: Callable[[Tensor], Tensor], hidden: Tensor, keep: Tensor, groups: Tensor,
@@ -163,12 +184,11 @@ def sparse_ffn(mlp: Callable[[Tensor], Tensor], hidden: Tensor, keep: Tensor, gr
         return mlp(hidden)
     kept_out = mlp(flat[kept_index]).contiguous()
     out = torch.empty(flat.shape[0], kept_out.shape[-1], dtype=kept_out.dtype, device=kept_out.device)
-    out.index_copy_(0, kept_index, kept_out)
-    members, offsets, _ = group_members(groups)
+    lists = group_members(groups)
     rank = torch.where(flat_keep, torch.cumsum(flat_keep, 0, dtype=torch.int32) - 1, -1).to(torch.int32)
     dim = out.shape[1]
-    members_step, features_step = FILL_BLOCK
-    grid = (offsets.numel() - 1, triton.cdiv(dim, features_step))
-    _compensate_kernel[grid](kept_out, rank, members, offsets, out, dim, BN=members_step, BD=features_step,
-                             MEAN=compensation == "mean")
+    members_step, features_step = PLACE_BLOCK
+    grid = (lists.groups + 1, triton.cdiv(dim, features_step))
+    _place_kernel[grid](kept_out, rank, lists.members, lists.offsets, out, dim, lists.groups, BN=members_step,
+                        BD=features_step, MEAN=compensation == "mean")
     return out.view(*hidden.shape[:-1], -1)
