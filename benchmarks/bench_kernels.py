@@ -1,6 +1,7 @@
 """AdaSpark kernel benchmarks on one GPU (issue 7), at Qwen2.5-VL-7B's shapes.
 
     PYTHONPATH=. python3 benchmarks/bench_kernels.py --out OUT_DIR [--lengths 16384 32768 65536]
+        [--sections check,ffn --update benchmarks/bench_kernels.json]
 
 Sections (``--sections``): ``check`` (kernels against the reference on the GPU), ``launch`` (the attention
 kernel under each launch configuration at the longest length; the fastest is used from then on), ``attention`` (dense SDPA on
@@ -9,7 +10,8 @@ included and alone), ``ffn`` (dense MLP, sparse FFN), ``prefill`` (a whole 7B-ar
 random bf16 weights, dense vs AdaSpark, with peak memory, with transformers' eager elementwise ops and with
 ``models.fused``). Times are medians of
 ``triton.testing.do_bench`` (CUDA events, L2 flushed between runs). Writes ``bench_kernels.json`` and
-``RESULTS.md`` to ``OUT_DIR``.
+``RESULTS.md`` to ``OUT_DIR``; with ``--update FILE`` the sections run replace theirs in an earlier
+``bench_kernels.json``, the others are kept, and the report names each rerun.
 
 A sequence of ``L`` tokens is 192 text tokens, one video of ``(L - 256) / 256`` temporal groups of 16 x 16
 LLM tokens (448 x 448 frames) and 64 text tokens; cubes are 4 x 4 x 4.
@@ -437,6 +439,13 @@ def environment(argv: list[str]) -> dict[str, Any]:
     }
 
 
+def merged(earlier: dict[str, Any], fresh: dict[str, Any], sections: list[str]) -> dict[str, Any]:
+    """``earlier`` results with ``sections`` taken from ``fresh``, the rerun noted under ``reruns``."""
+    results = {**earlier, **{name: fresh[name] for name in sections if name in fresh}}
+    results["reruns"] = [*earlier.get("reruns", []), {"sections": sections, **fresh["environment"]}]
+    return results
+
+
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     """Markdown table lines."""
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
@@ -511,9 +520,12 @@ def markdown(results: dict[str, Any]) -> str:
     out = ["# AdaSpark kernel benchmarks", "",
            (f"Device: {env['device']}; torch {env['torch']}, triton {env['triton']}, transformers "
             f"{env['transformers']}, CUDA {env['cuda']}, cuDNN {env['cudnn']}; {env['date']}."), "",
-           f"Command: `{env['command']}`", "",
-           ("Medians of `triton.testing.do_bench` (ms). Layout: 28 query / 4 KV heads, head dim 128, bf16; 192 text "
-            "tokens, a 448x448 video (16x16 LLM tokens per temporal group), 64 text tokens; cubes 4x4x4."), ""]
+           f"Command: `{env['command']}`", ""]
+    for rerun in results.get("reruns", []):
+        out += [(f"Rerun later, replacing their sections: {', '.join(rerun['sections'])} ({rerun['device']}, "
+                 f"{rerun['date']}, `{rerun['command']}`)."), ""]
+    out += [("Medians of `triton.testing.do_bench` (ms). Layout: 28 query / 4 KV heads, head dim 128, bf16; 192 text "
+             "tokens, a 448x448 video (16x16 LLM tokens per temporal group), 64 text tokens; cubes 4x4x4."), ""]
     if results.get("check"):
         out += ["## Check against the reference (GPU)", ""]
         out += table(["case", "kept (kernel / ref)", "pairs (kernel / ref)", "output rel. error"],
@@ -539,8 +551,8 @@ def markdown(results: dict[str, Any]) -> str:
         tiles = ", ".join(f"{a['tokens']}: {a['tiles_ms']:.2f} ms" for a in results["attention"])
         tables = ", ".join(f"{a['tokens']}: {a['pair_tables_ms']:.2f} ms" for a in results["attention"]
                            if "pair_tables_ms" in a)
-        out += ["", f"Tile building (once per forward, shared by all layers): {tiles}. Pair-count tables "
-                f"(`select=cube`, likewise once per forward): {tables}.", ""]
+        out += ["", (f"Tile building (once per forward, shared by all layers): {tiles}. Pair-count tables "
+                     f"(`select=cube`, likewise once per forward): {tables}."), ""]
     if results.get("ffn"):
         out += ["## Sparse FFN (one layer, 3584 -> 18944 -> 3584)", "",
                 "Target: sparse FFN (keep + gather/MLP/scatter) <= 1.1 x active fraction x dense MLP.", ""]
@@ -569,15 +581,19 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--prefill-lengths", type=int, nargs="+", default=[32768, 65536])
     parser.add_argument("--sections", default="check,launch,attention,ffn,prefill")
     parser.add_argument("--no-flex", action="store_true", help="skip FlexAttention (compiles per length)")
+    parser.add_argument("--update", type=Path, help="an earlier bench_kernels.json whose other sections are kept")
     args = parser.parse_args(argv)
     device = torch.device("cuda")
     sections = args.sections.split(",")
     results: dict[str, Any] = {"environment": environment(argv)}
     args.out.mkdir(parents=True, exist_ok=True)
 
+    earlier = json.loads(args.update.read_text()) if args.update else None
+
     def save() -> None:
-        (args.out / "bench_kernels.json").write_text(json.dumps(results, indent=1))
-        (args.out / "RESULTS.md").write_text(markdown(results))
+        report = merged(earlier, results, sections) if earlier else results
+        (args.out / "bench_kernels.json").write_text(json.dumps(report, indent=1))
+        (args.out / "RESULTS.md").write_text(markdown(report))
 
     if "check" in sections:
         results["check"] = check_section(device)
@@ -603,7 +619,7 @@ def main(argv: list[str]) -> None:
         settings = [{"fixed_ratio": 0.5, "select": "cube"}, {"fixed_ratio": 0.25, "select": "cube"}]
         results["prefill"] = prefill_section(args.prefill_lengths, settings, device)
         save()
-    print(markdown(results))
+    print(markdown(merged(earlier, results, sections) if earlier else results))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ tiles). Variants:
 - ``own pair``: two query tiles per program, each with its own list, steps interleaved (two independent
   softmax chains, each tile its own loads);
 - ``hot``: ``single`` with every list drawn from the first 64 units (4 MiB of keys/values per KV head, well
-  inside L2), to tell L2 capacity misses from L2 bandwidth.
+  inside L2), to tell L2 capacity misses from L2 bandwidth;
+- ``single ahead``: ``single`` with each list entry loaded one step before its tile is needed, to tell the
+  list load's latency from the tile traffic.
 
 Prints one JSON row per variant and writes ``flash_ceiling.json``; run on one GPU:
 ``PYTHONPATH=. python3 benchmarks/flash_ceiling.py --out DIR``.
@@ -34,12 +36,13 @@ from adaspark_eval.sparse.kernels.flash import MASKED, TensorDescriptor, _load_t
 from adaspark_eval.sparse.kernels.select import program_tile
 
 HEADS, KV_HEADS, DIM, TILE = 28, 4, 128, 64
-VARIANTS = ("single", "shared pair", "own pair", "hot")
+VARIANTS = ("single", "shared pair", "own pair", "hot", "single ahead")
 
 
 @triton.jit
 def _ceiling_kernel(Q, K, V, Out, Lists, length, qk_scale, heads, kv_heads, units, T: tl.constexpr,
-                    D: tl.constexpr, PAIR: tl.constexpr, SHARED: tl.constexpr, TMA: tl.constexpr):
+                    D: tl.constexpr, PAIR: tl.constexpr, SHARED: tl.constexpr, AHEAD: tl.constexpr,
+                    TMA: tl.constexpr):
     """Q / Out (H * U * T, D); K / V (Hkv * U * T, D) (descriptors if ``TMA``); Lists (H * U, length) units."""
     group = heads // kv_heads
     per = 1 + PAIR
@@ -70,6 +73,15 @@ def _ceiling_kernel(Q, K, V, Out, Lists, length, qk_scale, heads, kv_heads, unit
             m_2, l_2, acc2 = _update(q2, k, v, m_2, l_2, acc2, qk_scale, unmasked, False)
         tl.store(Out + ((first + 1) * T + rows).to(tl.int64)[:, None] * D + dims[None, :],
                  (acc2 / l_2[:, None]).to(Out.dtype.element_ty))
+    elif AHEAD:
+        entries = Lists + first.to(tl.int64) * length
+        unit = tl.load(entries)
+        for i in range(length):
+            row = kv_row + unit * T
+            unit = tl.load(entries + i + 1, mask=i + 1 < length, other=0)
+            k = _load_tile(K, row, T, D, TMA)
+            v = _load_tile(V, row, T, D, TMA)
+            m_i, l_i, acc = _update(q, k, v, m_i, l_i, acc, qk_scale, unmasked, False)
     else:
         for i in range(length):
             row = kv_row + tl.load(Lists + first.to(tl.int64) * length + i) * T
@@ -120,7 +132,8 @@ def measure(tokens: int, density: float, variant: str, tma: bool, stages: int, d
     def run() -> None:
         _ceiling_kernel[(HEADS * units // (2 if pair else 1),)](
             q, keys, values, out, lists, length, scale * math.log2(math.e), HEADS, KV_HEADS, units, T=TILE, D=DIM,
-            PAIR=pair, SHARED=variant == "shared pair", TMA=tma, num_warps=4, num_stages=stages)
+            PAIR=pair, SHARED=variant == "shared pair", AHEAD=variant == "single ahead", TMA=tma, num_warps=4,
+            num_stages=stages)
 
     run()
     checked = [0, 1, HEADS * units - 2, HEADS * units - 1]
@@ -141,15 +154,16 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     device = torch.device("cuda")
     rows = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    environment = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+                   "command": "PYTHONPATH=. python3 benchmarks/flash_ceiling.py " + " ".join(argv)}
     for density in args.densities:
         for variant in VARIANTS:
             for tma, stages in ((False, 2), (True, 2), (True, 3)):
                 rows.append(measure(args.tokens, density, variant, tma, stages, device))
                 print(json.dumps(rows[-1]), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    environment = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
-                   "command": "PYTHONPATH=. python3 benchmarks/flash_ceiling.py " + " ".join(argv)}
-    (args.out / "flash_ceiling.json").write_text(json.dumps({"environment": environment, "rows": rows}, indent=1))
+                (args.out / "flash_ceiling.json").write_text(json.dumps({"environment": environment, "rows": rows},
+                                                                        indent=1))
 
 
 if __name__ == "__main__":
