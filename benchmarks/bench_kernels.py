@@ -440,9 +440,10 @@ def environment(argv: list[str]) -> dict[str, Any]:
 
 
 def merged(earlier: dict[str, Any], fresh: dict[str, Any], sections: list[str]) -> dict[str, Any]:
-    """``earlier`` results with ``sections`` taken from ``fresh``, the rerun noted under ``reruns``."""
-    results = {**earlier, **{name: fresh[name] for name in sections if name in fresh}}
-    results["reruns"] = [*earlier.get("reruns", []), {"sections": sections, **fresh["environment"]}]
+    """``earlier`` results with those of ``sections`` that ``fresh`` holds so far, the rerun noted under ``reruns``."""
+    done = [name for name in sections if name in fresh]
+    results = {**earlier, **{name: fresh[name] for name in done}}
+    results["reruns"] = [*earlier.get("reruns", []), {"sections": done, **fresh["environment"]}]
     return results
 
 
