@@ -591,10 +591,12 @@ def main(argv: list[str]) -> None:
 
     earlier = json.loads(args.update.read_text()) if args.update else None
 
+    def report() -> dict[str, Any]:
+        return merged(earlier, results, sections) if earlier else results
+
     def save() -> None:
-        report = merged(earlier, results, sections) if earlier else results
-        (args.out / "bench_kernels.json").write_text(json.dumps(report, indent=1))
-        (args.out / "RESULTS.md").write_text(markdown(report))
+        (args.out / "bench_kernels.json").write_text(json.dumps(report(), indent=1))
+        (args.out / "RESULTS.md").write_text(markdown(report()))
 
     if "check" in sections:
         results["check"] = check_section(device)
@@ -620,7 +622,7 @@ def main(argv: list[str]) -> None:
         settings = [{"fixed_ratio": 0.5, "select": "cube"}, {"fixed_ratio": 0.25, "select": "cube"}]
         results["prefill"] = prefill_section(args.prefill_lengths, settings, device)
         save()
-    print(markdown(merged(earlier, results, sections) if earlier else results))
+    print(markdown(report()))
 
 
 if __name__ == "__main__":

@@ -73,18 +73,15 @@ def _ceiling_kernel(Q, K, V, Out, Lists, length, qk_scale, heads, kv_heads, unit
             m_2, l_2, acc2 = _update(q2, k, v, m_2, l_2, acc2, qk_scale, unmasked, False)
         tl.store(Out + ((first + 1) * T + rows).to(tl.int64)[:, None] * D + dims[None, :],
                  (acc2 / l_2[:, None]).to(Out.dtype.element_ty))
-    elif AHEAD:
-        entries = Lists + first.to(tl.int64) * length
-        unit = tl.load(entries)
-        for i in range(length):
-            row = kv_row + unit * T
-            unit = tl.load(entries + i + 1, mask=i + 1 < length, other=0)
-            k = _load_tile(K, row, T, D, TMA)
-            v = _load_tile(V, row, T, D, TMA)
-            m_i, l_i, acc = _update(q, k, v, m_i, l_i, acc, qk_scale, unmasked, False)
     else:
+        entries = Lists + first.to(tl.int64) * length
+        unit = tl.load(entries)  # with AHEAD: the entry of the coming step
         for i in range(length):
-            row = kv_row + tl.load(Lists + first.to(tl.int64) * length + i) * T
+            if AHEAD:
+                row = kv_row + unit * T
+                unit = tl.load(entries + i + 1, mask=i + 1 < length, other=0)
+            else:
+                row = kv_row + tl.load(entries + i) * T
             k = _load_tile(K, row, T, D, TMA)
             v = _load_tile(V, row, T, D, TMA)
             m_i, l_i, acc = _update(q, k, v, m_i, l_i, acc, qk_scale, unmasked, False)

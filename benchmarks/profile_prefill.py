@@ -1,7 +1,8 @@
 """Where a sparse 7B prefill spends its time: ``torch.profiler`` over one forward of Qwen2.5-VL-7B's
 architecture (random bf16 weights, the benchmark sequence of ``bench_kernels.py``), dense and with AdaSpark.
 
-    PYTHONPATH=. python3 benchmarks/profile_prefill.py --out OUT_DIR [--tokens 65536] [--fixed-ratio 0.25] [--fused-ops]
+    PYTHONPATH=. python3 benchmarks/profile_prefill.py --out OUT_DIR [--tokens 65536] [--fixed-ratio 0.25]
+        [--fused-ops]
 
 Writes ``profile_prefill.md``: per setting, the wall time of the profiled forward, the GPU time summed over
 kernels, and the operators with the most GPU time and the most CPU time (a CPU-bound op shows as a gap
