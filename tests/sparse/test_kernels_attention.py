@@ -29,6 +29,16 @@ def _inputs(batch: int, dtype: torch.dtype, seed: int):
     return layout, q, k, v
 
 
+def _many_cubes_inputs(dtype: torch.dtype, seed: int):
+    """One sample with 128 cubes of 4 tokens (128 columns): selection programs narrow to 32, 64 or 128 columns."""
+    ids = torch.tensor([[TEXT] * 3 + [VIDEO] * 512 + [TEXT] * 2])
+    layout = build_layout(ids, video_token_id=VIDEO, image_token_id=8, cube=(1, 2, 2),
+                          video_grid_thw=torch.tensor([[4, 32, 16]]))
+    gen = torch.Generator().manual_seed(seed)
+    q, k = (torch.randn(1, h, layout.seq_len, DIM, generator=gen).to(dtype) for h in (HEADS, KV_HEADS))
+    return layout, q, k
+
+
 def _rule(**changes) -> AttentionRule:
     return AttentionRule(**{"p": 0.5, "fixed_ratio": None, "select": "token", "text_queries": "dense",
                             "text_keys": "all", "decode": False, "sparse_decode": False, **changes})
@@ -104,6 +114,20 @@ def test_fixed_ratio_in_fp16_matches_reference():
 @needs_interpreter
 def test_sparse_text_keys_and_queries_match_reference():
     _check_against_reference("cube", batch=1, dtype=torch.bfloat16, p=0.7, text_keys="sparse", text_queries="sparse")
+
+
+@needs_interpreter
+@pytest.mark.parametrize("select", ["token", "cube"])
+@pytest.mark.parametrize("changes", [{"p": 0.6}, {"fixed_ratio": 0.2}])
+def test_selection_over_narrowed_columns_matches_reference(select: str, changes: dict):
+    layout, q, k = _many_cubes_inputs(torch.bfloat16, seed=5)
+    rule = _rule(select=select, **changes)
+    tiles = build_tiles(layout, rule.text_keys)
+    assert tiles.num_columns == 128
+    selection = select_tiles(q, k, tiles, choosing_units(layout, rule.text_queries), select, rule.p,
+                             rule.fixed_ratio, DIM**-0.5)
+    reference = select_units(q.float(), k.float(), layout, rule, DIM**-0.5, chunk=64)
+    assert torch.equal(_allowed(selection, tiles, layout, select), torch.cat(reference.keep, dim=2))
 
 
 @needs_interpreter

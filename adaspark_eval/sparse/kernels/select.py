@@ -14,6 +14,15 @@ unit; units starting after it, which the causal mask hides anyway). A tile's lis
 columns of any of its rows that start at or before the tile's last position: first the *full* ones (a
 whole tile of keys, all before the tile's first query: no causal mask needed) from the front, the others
 from the back.
+
+Columns run in position order, so a program's rows can only choose among a prefix of them: each program
+narrows to the first quarter, half or all of the ``C`` columns, whichever holds every column that starts at
+or before its last row (``visible_width``). Early tiles score, select and compact fewer columns: at 64k
+tokens the cube selection takes 0.80 instead of 1.07 ms, the token selection 28 instead of 40 ms (H200,
+``benchmarks/RESULTS.md``). A narrower program steps over the head dim in wider slices and sums a row over
+fewer columns, so scores, the softmax normaliser and the entropy may differ from the full width's in the last
+float32 bit; a kept set changes only where the choice is decided within that rounding (as between the kernel
+and the reference already).
 """
 
 from __future__ import annotations
@@ -31,6 +40,11 @@ from adaspark_eval.sparse.kernels.threshold import select_rows
 from adaspark_eval.sparse.kernels.tiles import CubeTiles
 
 ROW_BLOCK_SCORES = 8192  # select=token: rows per block such that a block holds about this many scores
+MIN_WIDTH = 32  # fewest columns a selection program narrows to (a bit word)
+# software-pipeline stages of the score loop; select=token with 3 would need 316 KiB of shared memory at 1,024
+# columns (three inlined widths), and 1 stage was fastest at 64k tokens on an H200 (28.1 against 30.0 ms for 2)
+STAGES = {"token": 1, "cube": 3}
+
 
 @dataclass
 class KernelSelection:
@@ -67,12 +81,21 @@ def program_tile(pid, num_tiles, group, kv_heads):
 
 
 @triton.jit
-def _scores(Rows, row_off, row_mask, part_stride, Means, scale, RB: tl.constexpr, C: tl.constexpr,
-            D: tl.constexpr, DK: tl.constexpr, ROW_PARTS: tl.constexpr, MEAN_PARTS: tl.constexpr):
-    """(RB, C) float32 ``row . mean * scale`` from 16-bit parts (rows: ``ROW_PARTS`` parts ``part_stride``
-    apart at ``Rows + row_off``; means: (MEAN_PARTS, C, D) at ``Means``)."""
+def visible_width(ColFirst, last, C: tl.constexpr):
+    """How many leading columns (of ``C`` at ``ColFirst``) a row whose keys end at position ``last`` must look at:
+    one past the last column starting at or before ``last`` (columns run in position order, so later ones are
+    neither candidates nor read)."""
     cols = tl.arange(0, C)
-    acc = tl.zeros([RB, C], dtype=tl.float32)
+    return tl.max(tl.where(tl.load(ColFirst + cols) <= last, cols + 1, 0), 0)
+
+
+@triton.jit
+def _scores(Rows, row_off, row_mask, part_stride, Means, scale, RB: tl.constexpr, C: tl.constexpr,
+            CW: tl.constexpr, D: tl.constexpr, DK: tl.constexpr, ROW_PARTS: tl.constexpr, MEAN_PARTS: tl.constexpr):
+    """(RB, CW) float32 ``row . mean * scale`` over the first ``CW`` columns, from 16-bit parts (rows:
+    ``ROW_PARTS`` parts ``part_stride`` apart at ``Rows + row_off``; means: (MEAN_PARTS, C, D) at ``Means``)."""
+    cols = tl.arange(0, CW)
+    acc = tl.zeros([RB, CW], dtype=tl.float32)
     for d0 in range(0, D, DK):
         dk = d0 + tl.arange(0, DK)
         for j in tl.static_range(MEAN_PARTS):
@@ -94,13 +117,13 @@ def _store_rows(NCand, NKept, Entropy, row, row_mask, n_cand, n_kept, entropy):
 
 @triton.jit
 def _store_lists(Lists, Counts, FullCounts, tile, reads, full, tile_mask, C: tl.constexpr):
-    """Compact each row of ``reads`` (R, C) bool into ``Lists[tile]``: the ``full`` columns from the front, the
-    others from the back (placing them after the full ones would broadcast a row sum, which Triton 3.6 fails to
-    lower)."""
+    """Compact each row of ``reads`` (R, CW) bool (the first ``CW`` of ``C`` columns) into ``Lists[tile]``: the
+    ``full`` columns from the front, the others from the back (placing them after the full ones would broadcast a
+    row sum, which Triton 3.6 fails to lower)."""
     first = (reads & full).to(tl.int32)
     rest = (reads & ~full).to(tl.int32)
     index = tl.where(full, tl.cumsum(first, 1) - 1, C - tl.cumsum(rest, 1))
-    cols = tl.arange(0, C)[None, :] + index * 0
+    cols = tl.arange(0, reads.shape[1])[None, :] + index * 0
     tl.store(Lists + tile[:, None].to(tl.int64) * C + index, cols, mask=reads & tile_mask[:, None])
     n_full = tl.sum(first, 1)
     tl.store(Counts + tile, n_full + tl.sum(rest, 1), mask=tile_mask)
@@ -108,62 +131,80 @@ def _store_lists(Lists, Counts, FullCounts, tile, reads, full, tile_mask, C: tl.
 
 
 @triton.jit
-def _select_token_kernel(Q, stride_b, stride_h, stride_s, Means, SlotPos, UnitFirst, UnitLast, UnitCol, Chooses,
-                         ColFirst, ColLast, ColSize, Bits, Lists, Counts, FullCounts, NCand, NKept, Entropy, p, ratio,
-                         scale, heads, kv_heads, num_units,
-                         T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, D: tl.constexpr, DK: tl.constexpr,
-                         MEAN_PARTS: tl.constexpr, KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
-    group = heads // kv_heads
-    b, hk, u, g = program_tile(tl.program_id(0), num_units, group, kv_heads)
-    h = hk * group + g
-    bh = b * heads + h
+def _token_tile(Q, stride_b, stride_h, stride_s, means, SlotPos, ColFirst, ColLast, ColSize, Bits, Lists, Counts,
+                FullCounts, NCand, NKept, Entropy, p, ratio, scale, b, h, bh, u, own, chooses, first, last, num_units,
+                T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, CW: tl.constexpr, D: tl.constexpr,
+                DK: tl.constexpr, MEAN_PARTS: tl.constexpr, KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
+    """``select=token`` for one tile over the first ``CW`` columns, in blocks of ``RB * C / CW`` rows (the scores
+    of a block stay about ``RB x C``); the rows' bit words past ``CW`` are all ones (not candidates)."""
+    RBW: tl.constexpr = min(T, RB * (C // CW))
+    WORDS: tl.constexpr = CW // 32
     slots = num_units * T
-    cols = tl.arange(0, C)
+    cols = tl.arange(0, CW)
     col_first = tl.load(ColFirst + b * C + cols)
-    own = tl.load(UnitCol + b * num_units + u)
-    chooses = tl.load(Chooses + b * num_units + u) != 0
-    last = tl.load(UnitLast + b * num_units + u)
-    means = Means + (b * kv_heads + hk).to(tl.int64) * MEAN_PARTS * C * D
-    union = tl.zeros([C], dtype=tl.int32)
-    for r0 in range(0, T, RB):
-        slot = u * T + r0 + tl.arange(0, RB)
+    union = tl.zeros([CW], dtype=tl.int32)
+    for r0 in range(0, T, RBW):
+        slot = u * T + r0 + tl.arange(0, RBW)
         pos = tl.load(SlotPos + b * slots + slot)
         valid = pos >= 0
         row_off = b.to(tl.int64) * stride_b + h * stride_h + pos.to(tl.int64) * stride_s
-        s = _scores(Q, row_off, valid, 0, means, scale, RB, C, D, DK, 1, MEAN_PARTS)
+        s = _scores(Q, row_off, valid, 0, means, scale, RBW, C, CW, D, min(D, DK * (C // CW)), 1, MEAN_PARTS)
         cand = (col_first[None, :] <= pos[:, None]) & (cols[None, :] != own) & (valid & chooses)[:, None]
         allowed, n_cand, n_kept, entropy = select_rows(s, cand, p, ratio, KEEP_ALL, FIXED)
         row = bh.to(tl.int64) * slots + slot
         _store_rows(NCand, NKept, Entropy, row, valid, n_cand, n_kept, entropy)
-        words = tl.sum(tl.reshape(allowed.to(tl.int32), (RB, C // 32, 32)) << tl.arange(0, 32)[None, None, :], 2)
-        tl.store(Bits + row[:, None] * (C // 32) + tl.arange(0, C // 32)[None, :], words)
+        words = tl.sum(tl.reshape(allowed.to(tl.int32), (RBW, WORDS, 32)) << tl.arange(0, 32)[None, None, :], 2)
+        word_ptr = Bits + row[:, None] * (C // 32) + tl.arange(0, WORDS)[None, :]
+        tl.store(word_ptr, words)
+        for j in tl.static_range(1, C // CW):
+            tl.store(word_ptr + j * WORDS, words * 0 - 1)
         union = tl.maximum(union, tl.max(allowed.to(tl.int32), 0))
     reads = (union != 0) & (col_first <= last)
-    full = (tl.load(ColLast + b * C + cols) <= tl.load(UnitFirst + b * num_units + u)) & (
-        tl.load(ColSize + b * C + cols) == T)
+    full = (tl.load(ColLast + b * C + cols) <= first) & (tl.load(ColSize + b * C + cols) == T)
     tile = bh * num_units + u + tl.arange(0, 1)
     _store_lists(Lists, Counts, FullCounts, tile, reads[None, :], full[None, :], tile >= 0, C)
 
 
 @triton.jit
-def _select_cube_kernel(QMeans, Means, UnitFirst, UnitLast, UnitCol, Chooses, ColFirst, ColLast, ColSize, Lists,
-                        Counts, FullCounts, NCand, NKept, Entropy, p, ratio, scale, heads, kv_heads, num_units,
-                        T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, D: tl.constexpr, DK: tl.constexpr,
-                        MEAN_PARTS: tl.constexpr, KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
+def _select_token_kernel(Q, stride_b, stride_h, stride_s, Means, SlotPos, UnitFirst, UnitLast, UnitCol, Chooses,
+                         ColFirst, ColLast, ColSize, Bits, Lists, Counts, FullCounts, NCand, NKept, Entropy, p, ratio,
+                         scale, heads, kv_heads, num_units,
+                         T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, D: tl.constexpr, DK: tl.constexpr,
+                         QUARTER: tl.constexpr, HALF: tl.constexpr, MEAN_PARTS: tl.constexpr,
+                         KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
     group = heads // kv_heads
-    b, hk, block, g = program_tile(tl.program_id(0), tl.cdiv(num_units, RB), group, kv_heads)
+    b, hk, u, g = program_tile(tl.program_id(0), num_units, group, kv_heads)
     h = hk * group + g
-    bh = b * heads + h
-    cols = tl.arange(0, C)
+    own = tl.load(UnitCol + b * num_units + u)
+    chooses = tl.load(Chooses + b * num_units + u) != 0
+    first = tl.load(UnitFirst + b * num_units + u)
+    last = tl.load(UnitLast + b * num_units + u)
+    means = Means + (b * kv_heads + hk).to(tl.int64) * MEAN_PARTS * C * D
+    width = visible_width(ColFirst + b * C, last, C)
+    args = (Q, stride_b, stride_h, stride_s, means, SlotPos, ColFirst, ColLast, ColSize, Bits, Lists, Counts,
+            FullCounts, NCand, NKept, Entropy, p, ratio, scale, b, h, b * heads + h, u, own, chooses, first, last,
+            num_units)
+    if width <= QUARTER:
+        _token_tile(*args, T, RB, C, QUARTER, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
+    elif width <= HALF:
+        _token_tile(*args, T, RB, C, HALF, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
+    else:
+        _token_tile(*args, T, RB, C, C, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
+
+
+@triton.jit
+def _cube_block(QMeans, means, UnitFirst, UnitCol, Chooses, ColFirst, ColLast, ColSize, Lists, Counts, FullCounts,
+                NCand, NKept, Entropy, p, ratio, scale, b, bh, units, inside, last, num_units,
+                RB: tl.constexpr, T: tl.constexpr, C: tl.constexpr, CW: tl.constexpr, D: tl.constexpr,
+                DK: tl.constexpr, MEAN_PARTS: tl.constexpr, KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
+    """``select=cube`` for the ``RB`` units ``units`` over the first ``CW`` columns."""
+    cols = tl.arange(0, CW)
     col_first = tl.load(ColFirst + b * C + cols)
-    units = block * RB + tl.arange(0, RB)
-    inside = units < num_units
-    last = tl.load(UnitLast + b * num_units + units, mask=inside, other=-1)
     own = tl.load(UnitCol + b * num_units + units, mask=inside, other=-1)
     chooses = tl.load(Chooses + b * num_units + units, mask=inside, other=0) != 0
-    means = Means + (b * kv_heads + hk).to(tl.int64) * MEAN_PARTS * C * D
     row_off = (bh.to(tl.int64) * MEAN_PARTS * num_units + units) * D
-    s = _scores(QMeans, row_off, inside, num_units * D, means, scale, RB, C, D, DK, MEAN_PARTS, MEAN_PARTS)
+    s = _scores(QMeans, row_off, inside, num_units * D, means, scale, RB, C, CW, D, min(D, DK * (C // CW)),
+                MEAN_PARTS, MEAN_PARTS)
     cand = (col_first[None, :] <= last[:, None]) & (cols[None, :] != own[:, None]) & chooses[:, None]
     allowed, n_cand, n_kept, entropy = select_rows(s, cand, p, ratio, KEEP_ALL, FIXED)
     tile = bh * num_units + units
@@ -172,6 +213,36 @@ def _select_cube_kernel(QMeans, Means, UnitFirst, UnitLast, UnitCol, Chooses, Co
     whole = tl.load(ColSize + b * C + cols) == T
     full = (tl.load(ColLast + b * C + cols)[None, :] <= first[:, None]) & whole[None, :]
     _store_lists(Lists, Counts, FullCounts, tile, allowed & (col_first[None, :] <= last[:, None]), full, inside, C)
+
+
+@triton.jit
+def _select_cube_kernel(QMeans, Means, UnitFirst, UnitLast, UnitCol, Chooses, ColFirst, ColLast, ColSize, Lists,
+                        Counts, FullCounts, NCand, NKept, Entropy, p, ratio, scale, heads, kv_heads, num_units,
+                        T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, D: tl.constexpr, DK: tl.constexpr,
+                        QUARTER: tl.constexpr, HALF: tl.constexpr, MEAN_PARTS: tl.constexpr,
+                        KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
+    group = heads // kv_heads
+    b, hk, block, g = program_tile(tl.program_id(0), tl.cdiv(num_units, RB), group, kv_heads)
+    h = hk * group + g
+    units = block * RB + tl.arange(0, RB)
+    inside = units < num_units
+    last = tl.load(UnitLast + b * num_units + units, mask=inside, other=-1)
+    means = Means + (b * kv_heads + hk).to(tl.int64) * MEAN_PARTS * C * D
+    width = visible_width(ColFirst + b * C, tl.max(last, 0), C)
+    args = (QMeans, means, UnitFirst, UnitCol, Chooses, ColFirst, ColLast, ColSize, Lists, Counts, FullCounts, NCand,
+            NKept, Entropy, p, ratio, scale, b, b * heads + h, units, inside, last, num_units)
+    if width <= QUARTER:
+        _cube_block(*args, RB, T, C, QUARTER, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
+    elif width <= HALF:
+        _cube_block(*args, RB, T, C, HALF, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
+    else:
+        _cube_block(*args, RB, T, C, C, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
+
+
+def _narrowed(cols: int, factor: int) -> int:
+    """The column width a program narrows to when its rows see at most ``cols / factor`` columns (``cols`` when
+    that is under ``MIN_WIDTH``)."""
+    return cols // factor if cols // factor >= MIN_WIDTH else cols
 
 
 def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, select: str, p: float,
@@ -197,7 +268,8 @@ def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, 
     entropy = torch.zeros(bsz, heads, rows, dtype=torch.float32, device=device)
     rule = {"p": p, "ratio": fixed_ratio or 1.0, "scale": scaling, "heads": heads, "kv_heads": kv_heads,
             "num_units": units, "C": cols, "D": dim, "DK": max(16, min(dim, 16384 // cols)), "MEAN_PARTS": PARTS,
-            "KEEP_ALL": fixed_ratio is None and p >= 1.0, "FIXED": fixed_ratio is not None}
+            "QUARTER": _narrowed(cols, 4), "HALF": _narrowed(cols, 2), "KEEP_ALL": fixed_ratio is None and p >= 1.0,
+            "FIXED": fixed_ratio is not None}
     if select == "token":
         block = max(16, min(tile, ROW_BLOCK_SCORES // cols))
         bits = torch.empty(bsz, heads, rows, cols // 32, dtype=torch.int32, device=device)
@@ -206,7 +278,7 @@ def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, 
                                    tiles.unit_first, tiles.unit_last, tiles.unit_col, chooses, tiles.col_first,
                                    tiles.col_last, tiles.col_size, bits, lists, counts, full_counts, n_cand, n_kept,
                                    entropy, T=tile, RB=block,
-                                   num_warps=8 if block * cols >= 4096 else 4, **rule)
+                                   num_warps=8 if block * cols >= 4096 else 4, num_stages=STAGES["token"], **rule)
     else:
         block = 16
         bits = None
@@ -216,6 +288,6 @@ def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, 
         _select_cube_kernel[grid](query_means, means, tiles.unit_first, tiles.unit_last, tiles.unit_col, chooses,
                                   tiles.col_first, tiles.col_last, tiles.col_size, lists, counts, full_counts, n_cand,
                                   n_kept, entropy, T=tile, RB=block,
-                                  num_warps=8 if block * cols >= 4096 else 4, **rule)
+                                  num_warps=8 if block * cols >= 4096 else 4, num_stages=STAGES["cube"], **rule)
     return KernelSelection(lists=lists, counts=counts, full_counts=full_counts, bits=bits, n_cand=n_cand,
                            n_kept=n_kept, entropy=entropy)
