@@ -16,6 +16,7 @@ from torch import Tensor
 from adaspark_eval.sparse.kernels.tiles import CubeTiles
 
 PARTS = 3
+WARPS = 2  # per (T, D) unit: 2 warps 0.21 -> 0.13 ms for the query means at 64k tokens against the default 4 (H200)
 
 
 @triton.jit
@@ -57,5 +58,6 @@ def unit_mean_parts(x: Tensor, tiles: CubeTiles, units: Tensor, parts: int = PAR
     out = torch.empty(bsz, heads, parts, num, dim, dtype=x.dtype, device=x.device)
     grid = (bsz * heads * num,)
     _unit_mean_parts_kernel[grid](x, x.stride(0), x.stride(1), x.stride(2), tiles.slot_pos, units, out, heads, num,
-                                  tiles.slot_pos.shape[1], T=tiles.tile, D=dim, PARTS=parts)
+                                  tiles.slot_pos.shape[1], T=tiles.tile, D=dim, PARTS=parts,
+                                  num_warps=WARPS)
     return out
