@@ -5,8 +5,9 @@ architecture (random bf16 weights, the benchmark sequence of ``bench_kernels.py`
         [--fused-ops]
 
 Writes ``profile_prefill.md``: per setting, the wall time of the profiled forward, the GPU time summed over
-kernels, and the operators with the most GPU time and the most CPU time (a CPU-bound op shows as a gap
-between GPU kernels: the GPU waits while the host syncs or launches).
+kernels, the time the GPU runs no kernel (before the first, between kernels, with the longest gaps and the
+kernels around them: the GPU waits while the host syncs or launches), and the operators with the most GPU
+time and the most CPU time.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import functools
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
+from torch.autograd import DeviceType
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import ProfilerActivity, profile
 
@@ -29,8 +32,31 @@ from adaspark_eval.models import fused  # noqa: E402
 from adaspark_eval.sparse.qwen2_5_vl import AdaSpark  # noqa: E402
 
 
-def profiled(forward, rows: int) -> tuple[float, float, str, str]:
-    """(wall ms, summed GPU kernel ms, top ops by GPU time, top ops by CPU time) of one ``forward``."""
+class Gap(NamedTuple):
+    """The GPU running no kernel for ``ms`` between kernels ``before`` and ``after``."""
+
+    ms: float
+    before: str
+    after: str
+
+
+def idle_gaps(kernels: list[tuple[float, float, str]], count: int) -> tuple[float, list[Gap]]:
+    """Idle ms between the first and last of ``kernels`` ((start us, end us, name), any order, overlaps allowed)
+    and the ``count`` longest gaps."""
+    ordered = sorted(kernels)
+    busy_until, last = ordered[0][1], ordered[0][2]
+    gaps = []
+    for start, end, name in ordered[1:]:
+        if start > busy_until:
+            gaps.append(Gap((start - busy_until) / 1e3, last, name))
+        if end > busy_until:
+            busy_until, last = end, name
+    return sum(gap.ms for gap in gaps), sorted(gaps, reverse=True)[:count]
+
+
+def profiled(forward, rows: int) -> tuple[float, float, str, str, str]:
+    """(wall ms, summed GPU kernel ms, top ops by GPU time, top ops by CPU time, GPU idle lines) of one
+    ``forward``."""
     with torch.no_grad(), sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION], set_priority=True):
         forward()
         torch.cuda.synchronize()
@@ -39,11 +65,19 @@ def profiled(forward, rows: int) -> tuple[float, float, str, str]:
             forward()
             torch.cuda.synchronize()
             wall = (time.perf_counter() - start) * 1e3
+    events = prof.events()
+    kernels = [(e.time_range.start, e.time_range.end, e.name) for e in events if e.device_type == DeviceType.CUDA]
+    forward_start = min(e.time_range.start for e in events if e.device_type == DeviceType.CPU)
+    idle, gaps = idle_gaps(kernels, rows // 2)
+    lead = (min(k[0] for k in kernels) - forward_start) / 1e3
+    idle_lines = [f"GPU idle: {lead:.1f} ms before the first kernel, {idle:.1f} ms between kernels; longest gaps:", "",
+                  "| ms | after kernel | before kernel |", "|---|---|---|"]
+    idle_lines += [f"| {g.ms:.2f} | {g.before[:70]} | {g.after[:70]} |" for g in gaps]
     averages = prof.key_averages()
     gpu = sum(event.self_device_time_total for event in averages) / 1e3
     by_gpu = averages.table(sort_by="self_device_time_total", row_limit=rows, max_name_column_width=60)
     by_cpu = averages.table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=60)
-    return wall, gpu, by_gpu, by_cpu
+    return wall, gpu, by_gpu, by_cpu, "\n".join(idle_lines)
 
 
 def main(argv: list[str]) -> None:
@@ -65,12 +99,12 @@ def main(argv: list[str]) -> None:
     for name, config in (("dense", None), (f"AdaSpark fixed_ratio={args.fixed_ratio}, select=cube",
                                             AdaSparkConfig(fixed_ratio=args.fixed_ratio, select="cube"))):
         sparse = AdaSpark.attach(model, config) if config is not None else None
-        wall, gpu, by_gpu, by_cpu = profiled(forward, args.rows)
+        wall, gpu, by_gpu, by_cpu, idle = profiled(forward, args.rows)
         if sparse is not None:
             sparse.detach()
-        lines += [f"## {name}", "", f"Wall {wall:.0f} ms (profiler on); GPU kernels {gpu:.0f} ms.", "",
+        lines += [f"## {name}", "", f"Wall {wall:.0f} ms (profiler on); GPU kernels {gpu:.0f} ms.", "", idle, "",
                   "By GPU time:", "", "```", by_gpu, "```", "", "By CPU time:", "", "```", by_cpu, "```", ""]
-        print(f"{name}: wall {wall:.0f} ms, GPU {gpu:.0f} ms", flush=True)
+        print(f"{name}: wall {wall:.0f} ms, GPU {gpu:.0f} ms\n{idle}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "profile_prefill.md").write_text("\n".join(lines))
 
