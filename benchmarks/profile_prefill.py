@@ -4,10 +4,10 @@ architecture (random bf16 weights, the benchmark sequence of ``bench_kernels.py`
     PYTHONPATH=. python3 benchmarks/profile_prefill.py --out OUT_DIR [--tokens 65536] [--fixed-ratio 0.25]
         [--fused-ops]
 
-Writes ``profile_prefill.md``: per setting, the wall time of the profiled forward, the GPU time summed over
-kernels, the time the GPU runs no kernel (before the first, between kernels, with the longest gaps and the
-kernels around them: the GPU waits while the host syncs or launches), and the operators with the most GPU
-time and the most CPU time.
+Writes ``profile_prefill.md``: per setting, the wall time of the profiled forward, the time some GPU kernel
+runs, the time none does (before the first kernel and between kernels, with the longest gaps and the kernels
+around them: the GPU waits while the host syncs or launches), and the operators with the most GPU time and
+the most CPU time.
 """
 
 from __future__ import annotations
@@ -40,23 +40,34 @@ class Gap(NamedTuple):
     after: str
 
 
-def idle_gaps(kernels: list[tuple[float, float, str]], count: int) -> tuple[float, list[Gap]]:
-    """Idle ms between the first and last of ``kernels`` ((start us, end us, name), any order, overlaps allowed)
-    and the ``count`` longest gaps."""
+class Timeline(NamedTuple):
+    """GPU time of a forward: ``busy`` ms with some kernel running, ``idle`` ms between the first and last kernel
+    with none, and the ``gaps`` longest idle stretches."""
+
+    busy: float
+    idle: float
+    gaps: list[Gap]
+
+
+def timeline(kernels: list[tuple[float, float, str]], count: int) -> Timeline:
+    """The ``Timeline`` of ``kernels`` ((start us, end us, name), any order, overlaps allowed) with ``count``
+    gaps."""
     ordered = sorted(kernels)
-    busy_until, last = ordered[0][1], ordered[0][2]
-    gaps = []
-    for start, end, name in ordered[1:]:
-        if start > busy_until:
-            gaps.append(Gap((start - busy_until) / 1e3, last, name))
+    start, busy_until, last = ordered[0]
+    busy, gaps = 0.0, []
+    for begin, end, name in ordered[1:]:
+        if begin > busy_until:
+            busy += busy_until - start
+            gaps.append(Gap((begin - busy_until) / 1e3, last, name))
+            start = begin
         if end > busy_until:
             busy_until, last = end, name
-    return sum(gap.ms for gap in gaps), sorted(gaps, reverse=True)[:count]
+    busy += busy_until - start
+    return Timeline(busy / 1e3, sum(gap.ms for gap in gaps), sorted(gaps, reverse=True)[:count])
 
 
-def profiled(forward, rows: int) -> tuple[float, float, str, str, str]:
-    """(wall ms, summed GPU kernel ms, top ops by GPU time, top ops by CPU time, GPU idle lines) of one
-    ``forward``."""
+def profiled(forward, rows: int) -> tuple[float, str, str, str]:
+    """(wall ms, GPU time lines, top ops by GPU time, top ops by CPU time) of one ``forward``."""
     with torch.no_grad(), sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION], set_priority=True):
         forward()
         torch.cuda.synchronize()
@@ -68,16 +79,16 @@ def profiled(forward, rows: int) -> tuple[float, float, str, str, str]:
     events = prof.events()
     kernels = [(e.time_range.start, e.time_range.end, e.name) for e in events if e.device_type == DeviceType.CUDA]
     forward_start = min(e.time_range.start for e in events if e.device_type == DeviceType.CPU)
-    idle, gaps = idle_gaps(kernels, rows // 2)
+    gpu = timeline(kernels, rows // 2)
     lead = (min(k[0] for k in kernels) - forward_start) / 1e3
-    idle_lines = [f"GPU idle: {lead:.1f} ms before the first kernel, {idle:.1f} ms between kernels; longest gaps:", "",
-                  "| ms | after kernel | before kernel |", "|---|---|---|"]
-    idle_lines += [f"| {g.ms:.2f} | {g.before[:70]} | {g.after[:70]} |" for g in gaps]
+    lines = [f"Wall {wall:.0f} ms (profiler on); GPU busy {gpu.busy:.0f} ms, idle {lead:.1f} ms before the first "
+             f"kernel and {gpu.idle:.1f} ms between kernels. Longest gaps:", "",
+             "| ms | after kernel | before kernel |", "|---|---|---|"]
+    lines += [f"| {g.ms:.2f} | {g.before[:70]} | {g.after[:70]} |" for g in gpu.gaps]
     averages = prof.key_averages()
-    gpu = sum(event.self_device_time_total for event in averages) / 1e3
     by_gpu = averages.table(sort_by="self_device_time_total", row_limit=rows, max_name_column_width=60)
     by_cpu = averages.table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=60)
-    return wall, gpu, by_gpu, by_cpu, "\n".join(idle_lines)
+    return wall, "\n".join(lines), by_gpu, by_cpu
 
 
 def main(argv: list[str]) -> None:
@@ -99,12 +110,12 @@ def main(argv: list[str]) -> None:
     for name, config in (("dense", None), (f"AdaSpark fixed_ratio={args.fixed_ratio}, select=cube",
                                             AdaSparkConfig(fixed_ratio=args.fixed_ratio, select="cube"))):
         sparse = AdaSpark.attach(model, config) if config is not None else None
-        wall, gpu, by_gpu, by_cpu, idle = profiled(forward, args.rows)
+        wall, gpu, by_gpu, by_cpu = profiled(forward, args.rows)
         if sparse is not None:
             sparse.detach()
-        lines += [f"## {name}", "", f"Wall {wall:.0f} ms (profiler on); GPU kernels {gpu:.0f} ms.", "", idle, "",
-                  "By GPU time:", "", "```", by_gpu, "```", "", "By CPU time:", "", "```", by_cpu, "```", ""]
-        print(f"{name}: wall {wall:.0f} ms, GPU {gpu:.0f} ms\n{idle}", flush=True)
+        lines += [f"## {name}", "", gpu, "", "By GPU time:", "", "```", by_gpu, "```", "", "By CPU time:", "", "```",
+                  by_cpu, "```", ""]
+        print(f"{name}:\n{gpu}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "profile_prefill.md").write_text("\n".join(lines))
 
