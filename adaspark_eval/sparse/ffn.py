@@ -77,20 +77,28 @@ def _pack(gid: Tensor) -> tuple[Tensor, Tensor]:
     return gid, cols
 
 
+def kept_indices(flat_keep: Tensor, kept: int | None) -> Tensor:
+    """(N,) int64 indices of the True entries of ``flat_keep`` (S,) bool; ``kept`` is N when the caller knows it,
+    which spares the host sync of counting them (``torch.nonzero``)."""
+    found = torch.nonzero(flat_keep) if kept is None else torch.nonzero_static(flat_keep, size=kept)
+    return found.flatten()
+
+
 def sparse_ffn(mlp: Callable[[Tensor], Tensor], hidden: Tensor, keep: Tensor, groups: Tensor,
-               compensation: str) -> Tensor:
+               compensation: str, kept: int | None = None) -> Tensor:
     """MLP on kept tokens; skipped tokens get their group's mean kept output (or zero; always zero for a token of
     no group).
 
     Args:
         mlp: the layer's MLP, (N, D) -> (N, D).
         hidden: (B, S, D) normed FFN input; keep, groups: (B, S).
+        kept: ``keep.sum()`` if known (see ``kept_indices``).
     Returns:
         (B, S, D) the FFN update (the caller adds the residual).
     """
     flat = hidden.flatten(0, 1)
     flat_keep = keep.flatten()
-    kept_index = torch.nonzero(flat_keep).flatten()
+    kept_index = kept_indices(flat_keep, kept)
     if kept_index.numel() == flat.shape[0]:  # every token kept: the dense MLP
         return mlp(hidden)
     kept_out = mlp(flat[kept_index])

@@ -1,7 +1,8 @@
 """AdaSpark on a Hugging Face ``Qwen2_5_VLForConditionalGeneration``, through transformers' own
 extension points: an attention function registered as ``"adaspark"`` (with sdpa's mask builder), the
-decoder MLPs swapped for ``AdaSparkMLP`` (same parameters, same state-dict keys), and a forward
-pre-hook on the multimodal model that reads the token layout. Nothing of transformers is edited.
+decoder MLPs swapped for ``AdaSparkMLP`` (same parameters, same state-dict keys), a forward pre-hook on
+the multimodal model that reads the token layout, and one on each post-attention norm that decides the
+layer's kept FFN tokens (``FfnPlan``). Nothing of transformers is edited.
 
     sparse = AdaSpark.attach(model, AdaSparkConfig(p=0.8))
     model.generate(**inputs)          # sparse prefill, dense decode
@@ -13,7 +14,7 @@ pre-hook on the multimodal model that reads the token layout. Nothing of transfo
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -49,6 +50,43 @@ class LayerRule(Protocol):
         """(B, Sq) bool, tokens the layer's MLP computes (the others get no FFN update)."""
 
 
+class FfnPlan(NamedTuple):
+    """What a layer's sparse MLP runs, decided from the residual stream before the layer's FFN norm: the
+    kept-token count then travels to the host while the GPU still runs the norm, and the MLP starts without
+    waiting for the GPU to drain (a host sync per layer otherwise leaves it idle).
+
+    Attributes:
+        keep: (B, S) bool tokens the MLP computes; groups: (B, S) their groups (``ffn.group_ids``).
+        compensation: what skipped tokens get (``mean`` or ``none``).
+        count: () int64 ``keep.sum()``, on the host once ``ready`` has passed (``ready`` None: already there).
+    """
+
+    keep: Tensor
+    groups: Tensor
+    compensation: str
+    count: Tensor
+    ready: torch.cuda.Event | None
+
+    def kept(self) -> int:
+        """Kept tokens (waits for the count's copy only, not for the GPU's later work)."""
+        if self.ready is not None:
+            self.ready.synchronize()
+        return int(self.count)
+
+
+def count_ahead(keep: Tensor) -> tuple[Tensor, torch.cuda.Event | None]:
+    """``keep.sum()`` copied to pinned host memory without blocking, and the event that marks its arrival
+    (None on the CPU)."""
+    count = keep.sum()
+    if count.device.type != "cuda":
+        return count, None
+    host = torch.empty((), dtype=count.dtype, pin_memory=True)
+    host.copy_(count, non_blocking=True)
+    ready = torch.cuda.Event()
+    ready.record()
+    return host, ready
+
+
 class AdaSpark:
     """The AdaSpark state of one model: its config, the layout of the sequence in flight, and records.
 
@@ -66,7 +104,7 @@ class AdaSpark:
         self._groups: dict[tuple[int, str], tuple[TokenLayout, Tensor]] = {}
         self.records: list[ForwardRecord] = []
         self.rule: LayerRule | None = None
-        self._residuals: dict[int, Tensor] = {}
+        self._plans: dict[int, FfnPlan | None] = {}
         self._handles: list[Any] = []
         self._mlps: dict[int, nn.Module] = {}
         text_config = model.config.text_config
@@ -90,7 +128,7 @@ class AdaSpark:
             self._mlps[index] = layer.mlp
             layer.mlp = AdaSparkMLP(layer.mlp, index, self)
             self._handles.append(
-                layer.post_attention_layernorm.register_forward_pre_hook(self._residual_hook(index))
+                layer.post_attention_layernorm.register_forward_pre_hook(self._ffn_hook(index))
             )
         self._handles.append(model.model.register_forward_pre_hook(self._on_forward, with_kwargs=True))
         model.config.text_config._attn_implementation = IMPLEMENTATION
@@ -178,15 +216,48 @@ class AdaSpark:
             self.layout = self.layout.append_text(past + q_len - self.layout.seq_len)
             self.records.append(ForwardRecord("decode", q_len, past + q_len, bsz))
 
-    def _residual_hook(self, layer: int):
+    def _ffn_hook(self, layer: int):
         def hook(module: nn.Module, args: tuple) -> None:
-            self._residuals[layer] = args[0]
+            with on_device(args[0].device):
+                self._plans[layer] = self._plan_ffn(layer, args[0])
 
         return hook
 
-    def take_residual(self, layer: int) -> Tensor:
-        """The residual stream that entered ``layer``'s FFN block in this forward."""
-        return self._residuals.pop(layer)
+    def take_plan(self, layer: int) -> FfnPlan | None:
+        """``layer``'s FFN plan for this forward; None: the dense MLP."""
+        return self._plans.pop(layer, None)
+
+    def _plan_ffn(self, layer: int, residual: Tensor) -> FfnPlan | None:
+        """The kept tokens of ``layer``'s FFN from ``residual`` (B, S, D), the stream entering its FFN block, and
+        their ``FfnStats``; None where the MLP runs dense."""
+        _, rule = self.layer_config(layer)
+        layout = self.layout_on(residual.device)
+        if layout is None:
+            return None
+        q_len = residual.shape[1]
+        layout_now = _query_slice(layout, q_len)
+        valid = layout_now.unit != PAD
+        visual = layout_now.is_visual
+        pruned = self.rule.ffn_keep(layer, q_len) if self.rule is not None else None
+        pruned = pruned.to(residual.device) if pruned is not None else None
+        if rule is None:
+            keep = torch.ones_like(visual) if pruned is None else pruned
+        else:
+            groups = self.group_ids(layout_now, rule.group)
+            keep = dispatch.ffn_functions(self.config.backend, residual).keep_tokens(residual, groups, rule)
+        self.records[-1].ffn[layer] = FfnStats(
+            tokens=(keep & valid).sum(dim=1),
+            dense_tokens=valid.sum(dim=1),
+            visual_kept=(keep & visual).sum(dim=1),
+            visual=visual.sum(dim=1),
+        )
+        if rule is None and pruned is None:
+            return None
+        if rule is None:  # tokens a method pruned: no FFN update
+            groups, compensation = self.group_ids(layout_now, "cube"), "none"
+        else:
+            compensation = rule.compensation
+        return FfnPlan(keep, groups, compensation, *count_ahead(keep))
 
 
 class AdaSparkMLP(nn.Module):
@@ -202,41 +273,13 @@ class AdaSparkMLP(nn.Module):
         self._runtime = (runtime,)
 
     def forward(self, hidden: Tensor) -> Tensor:
-        runtime = self._runtime[0]
-        dense = self._dense[0]
-        residual = runtime.take_residual(self.layer)
-        _, rule = runtime.layer_config(self.layer)
-        layout = runtime.layout_on(hidden.device)
-        if layout is None:
-            return dense(hidden)
-        with on_device(hidden.device):
-            return self._sparse_forward(hidden, residual, layout, rule)
-
-    def _sparse_forward(self, hidden: Tensor, residual: Tensor, layout: TokenLayout, rule: FfnRule | None) -> Tensor:
         runtime, dense = self._runtime[0], self._dense[0]
-        q_len = hidden.shape[1]
-        layout_now = _query_slice(layout, q_len)
-        valid = layout_now.unit != PAD
-        visual = layout_now.is_visual
-        functions = dispatch.ffn_functions(runtime.config.backend, hidden)
-        pruned = runtime.rule.ffn_keep(self.layer, q_len) if runtime.rule is not None else None
-        pruned = pruned.to(hidden.device) if pruned is not None else None
-        if rule is None:
-            keep = torch.ones_like(visual) if pruned is None else pruned
-        else:
-            groups = runtime.group_ids(layout_now, rule.group)
-            keep = functions.keep_tokens(residual, groups, rule)
-        runtime.records[-1].ffn[self.layer] = FfnStats(
-            tokens=(keep & valid).sum(dim=1),
-            dense_tokens=valid.sum(dim=1),
-            visual_kept=(keep & visual).sum(dim=1),
-            visual=visual.sum(dim=1),
-        )
-        if rule is None and pruned is None:
+        plan = runtime.take_plan(self.layer)
+        if plan is None:
             return dense(hidden)
-        if rule is None:  # tokens a method pruned: no FFN update
-            return functions.sparse_ffn(dense, hidden, keep, runtime.group_ids(layout_now, "cube"), "none")
-        return functions.sparse_ffn(dense, hidden, keep, groups, rule.compensation)
+        functions = dispatch.ffn_functions(runtime.config.backend, hidden)
+        with on_device(hidden.device):
+            return functions.sparse_ffn(dense, hidden, plan.keep, plan.groups, plan.compensation, kept=plan.kept())
 
 
 def _query_slice(layout: TokenLayout, q_len: int) -> TokenLayout:

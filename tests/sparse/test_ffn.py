@@ -45,7 +45,9 @@ def test_mean_compensation_against_hand_computation():
     assert torch.allclose(out[5], full[4], atol=1e-6)
     with torch.no_grad():
         plain = sparse_ffn(mlp, x, keep, groups, "none")[0]
+        counted = sparse_ffn(mlp, x, keep, groups, "mean", kept=int(keep.sum()))[0]
     assert plain[3].abs().sum() == 0 and plain[5].abs().sum() == 0
+    assert torch.equal(counted, out)  # the kept count given: same rows, same result
 
 
 def test_grid_groups_softmax_score_and_fixed_ratio():

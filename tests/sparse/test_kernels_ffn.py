@@ -58,6 +58,8 @@ def test_sparse_ffn_matches_reference_and_skips_work(compensation):
     want = reference.sparse_ffn(mlp, hidden, keep, groups, compensation)
     assert rows == [int(keep.sum())] and rows[0] < len(IDS)
     assert torch.allclose(out.float(), want.float(), atol=2e-2, rtol=0)
+    counted_ahead = kernels.sparse_ffn(counted, hidden, keep, groups, compensation, kept=rows[0])  # no host sync
+    assert rows[1] == rows[0] and torch.equal(counted_ahead, out)
 
 
 @needs_interpreter

@@ -62,6 +62,22 @@ def test_lower_p_keeps_fewer_cubes_and_tokens(model_and_inputs):
 
 
 @torch.no_grad()
+def test_each_mlp_runs_the_rows_its_plan_counted_ahead_and_no_plan_outlives_the_forward(model_and_inputs):
+    model, _, inputs = model_and_inputs
+    sparse = AdaSpark.attach(model, AdaSparkConfig(p=0.5, cube=CUBE))
+    rows: list[int] = []
+    layers = model.model.language_model.layers
+    handles = [layer.mlp.gate_proj.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[-2]))
+               for layer in layers]
+    model(**inputs)
+    for handle in handles:
+        handle.remove()
+    tokens = [int(sparse.records[0].ffn[layer.self_attn.layer_idx].tokens.sum()) for layer in layers]
+    assert rows == tokens and max(tokens) < inputs["input_ids"].numel()
+    assert sparse._plans == {}
+
+
+@torch.no_grad()
 def test_sparse_prefill_changes_output_and_generation_continues(model_and_inputs):
     model, _, inputs = model_and_inputs
     dense_logits = model(**inputs).logits

@@ -169,20 +169,21 @@ def _place_kernel(KeptOut, Rank, Members, Offsets, Out, dim, num_groups, BN: tl.
 
 
 def sparse_ffn(mlp: Callable[[Tensor], Tensor], hidden: Tensor, keep: Tensor, groups: Tensor,
-               compensation: str) -> Tensor:
+               compensation: str, kept: int | None = None) -> Tensor:
     """MLP on kept tokens; skipped tokens get their group's mean kept output (or zero); as ``ffn.sparse_ffn``.
 
     Args:
         mlp: the layer's MLP, (N, D) -> (N, D); hidden: (B, S, D) normed FFN input; keep, groups: (B, S).
+        kept: ``keep.sum()`` if known (``ffn.kept_indices``).
     Returns:
         (B, S, D) the FFN update.
     """
     flat = hidden.flatten(0, 1)
     flat_keep = keep.flatten()
-    kept_index = torch.nonzero(flat_keep).flatten()
+    kept_index = reference.kept_indices(flat_keep, kept)
     if kept_index.numel() == flat.shape[0]:  # every token kept: the dense MLP
         return mlp(hidden)
-    kept_out = mlp(flat[kept_index]).contiguous()
+    kept_out = mlp(flat.index_select(0, kept_index)).contiguous()
     out = torch.empty(flat.shape[0], kept_out.shape[-1], dtype=kept_out.dtype, device=kept_out.device)
     lists = group_members(groups)
     rank = torch.where(flat_keep, torch.cumsum(flat_keep, 0, dtype=torch.int32) - 1, -1).to(torch.int32)
