@@ -18,7 +18,7 @@ from the back.
 Columns run in position order, so a program's rows can only choose among a prefix of them: each program
 narrows to the first quarter, half or all of the ``C`` columns, whichever holds every column that starts at
 or before its last row (``visible_width``). Early tiles score, select and compact fewer columns: at 64k
-tokens the cube selection takes 0.80 instead of 1.07 ms, the token selection 28 instead of 40 ms (H200,
+tokens the cube selection takes 0.90 instead of 1.07 ms, the token selection 28 instead of 40 ms (H200,
 ``benchmarks/RESULTS.md``). A narrower program steps over the head dim in wider slices and sums a row over
 fewer columns, so scores, the softmax normaliser and the entropy may differ from the full width's in the last
 float32 bit; a kept set changes only where the choice is decided within that rounding (as between the kernel
