@@ -239,6 +239,15 @@ def _select_cube_kernel(QMeans, Means, UnitFirst, UnitLast, UnitCol, Chooses, Co
         _cube_block(*args, RB, T, C, C, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
 
 
+def launch_constants(select: str, cols: int, tile: int, dim: int) -> dict[str, int]:
+    """Compile-time constants and launch options of the ``select`` (``token`` or ``cube``) kernel for ``cols``
+    columns, ``tile`` slots per unit and head dim ``dim`` (the rule's ``KEEP_ALL`` / ``FIXED`` aside)."""
+    rows = max(16, min(tile, ROW_BLOCK_SCORES // cols)) if select == "token" else 16
+    return {"T": tile, "RB": rows, "C": cols, "D": dim, "DK": max(16, min(dim, 16384 // cols)),
+            "QUARTER": _narrowed(cols, 4), "HALF": _narrowed(cols, 2), "MEAN_PARTS": PARTS,
+            "num_warps": 8 if rows * cols >= 4096 else 4, "num_stages": STAGES[select]}
+
+
 def _narrowed(cols: int, factor: int) -> int:
     """The column width a program narrows to when its rows see at most ``cols / factor`` columns (``cols`` when
     that is under ``MIN_WIDTH``)."""
@@ -266,28 +275,24 @@ def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, 
     n_cand = torch.zeros(bsz, heads, rows, dtype=torch.int32, device=device)
     n_kept = torch.zeros_like(n_cand)
     entropy = torch.zeros(bsz, heads, rows, dtype=torch.float32, device=device)
+    launch = launch_constants(select, cols, tile, dim)
     rule = {"p": p, "ratio": fixed_ratio or 1.0, "scale": scaling, "heads": heads, "kv_heads": kv_heads,
-            "num_units": units, "C": cols, "D": dim, "DK": max(16, min(dim, 16384 // cols)), "MEAN_PARTS": PARTS,
-            "QUARTER": _narrowed(cols, 4), "HALF": _narrowed(cols, 2), "KEEP_ALL": fixed_ratio is None and p >= 1.0,
-            "FIXED": fixed_ratio is not None}
+            "num_units": units, "KEEP_ALL": fixed_ratio is None and p >= 1.0, "FIXED": fixed_ratio is not None,
+            **launch}
     if select == "token":
-        block = max(16, min(tile, ROW_BLOCK_SCORES // cols))
         bits = torch.empty(bsz, heads, rows, cols // 32, dtype=torch.int32, device=device)
         grid = (bsz * heads * units,)
         _select_token_kernel[grid](query, query.stride(0), query.stride(1), query.stride(2), means, tiles.slot_pos,
                                    tiles.unit_first, tiles.unit_last, tiles.unit_col, chooses, tiles.col_first,
                                    tiles.col_last, tiles.col_size, bits, lists, counts, full_counts, n_cand, n_kept,
-                                   entropy, T=tile, RB=block,
-                                   num_warps=8 if block * cols >= 4096 else 4, num_stages=STAGES["token"], **rule)
+                                   entropy, **rule)
     else:
-        block = 16
         bits = None
         query_means = unit_mean_parts(query, tiles, torch.arange(units, dtype=torch.int32, device=device)
                                       .expand(bsz, units).contiguous())
-        grid = (bsz * heads * triton.cdiv(units, block),)
+        grid = (bsz * heads * triton.cdiv(units, launch["RB"]),)
         _select_cube_kernel[grid](query_means, means, tiles.unit_first, tiles.unit_last, tiles.unit_col, chooses,
                                   tiles.col_first, tiles.col_last, tiles.col_size, lists, counts, full_counts, n_cand,
-                                  n_kept, entropy, T=tile, RB=block,
-                                  num_warps=8 if block * cols >= 4096 else 4, num_stages=STAGES["cube"], **rule)
+                                  n_kept, entropy, **rule)
     return KernelSelection(lists=lists, counts=counts, full_counts=full_counts, bits=bits, n_cand=n_cand,
                            n_kept=n_kept, entropy=entropy)
