@@ -131,6 +131,20 @@ def _store_lists(Lists, Counts, FullCounts, tile, reads, full, tile_mask, C: tl.
 
 
 @triton.jit
+def _at_width(body: tl.constexpr, args, width, T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, D: tl.constexpr,
+              DK: tl.constexpr, QUARTER: tl.constexpr, HALF: tl.constexpr, MEAN_PARTS: tl.constexpr,
+              KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
+    """Run ``body(*args, T, RB, C, CW, ...)`` (``_token_tile`` or ``_cube_block``) over the narrowest of the first
+    ``QUARTER``, ``HALF`` or all ``C`` columns that holds ``width`` of them."""
+    if width <= QUARTER:
+        body(*args, T, RB, C, QUARTER, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
+    elif width <= HALF:
+        body(*args, T, RB, C, HALF, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
+    else:
+        body(*args, T, RB, C, C, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
+
+
+@triton.jit
 def _token_tile(Q, stride_b, stride_h, stride_s, means, SlotPos, ColFirst, ColLast, ColSize, Bits, Lists, Counts,
                 FullCounts, NCand, NKept, Entropy, p, ratio, scale, b, h, bh, u, own, chooses, first, last, num_units,
                 T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, CW: tl.constexpr, D: tl.constexpr,
@@ -184,18 +198,13 @@ def _select_token_kernel(Q, stride_b, stride_h, stride_s, Means, SlotPos, UnitFi
     args = (Q, stride_b, stride_h, stride_s, means, SlotPos, ColFirst, ColLast, ColSize, Bits, Lists, Counts,
             FullCounts, NCand, NKept, Entropy, p, ratio, scale, b, h, b * heads + h, u, own, chooses, first, last,
             num_units)
-    if width <= QUARTER:
-        _token_tile(*args, T, RB, C, QUARTER, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
-    elif width <= HALF:
-        _token_tile(*args, T, RB, C, HALF, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
-    else:
-        _token_tile(*args, T, RB, C, C, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
+    _at_width(_token_tile, args, width, T, RB, C, D, DK, QUARTER, HALF, MEAN_PARTS, KEEP_ALL, FIXED)
 
 
 @triton.jit
 def _cube_block(QMeans, means, UnitFirst, UnitCol, Chooses, ColFirst, ColLast, ColSize, Lists, Counts, FullCounts,
                 NCand, NKept, Entropy, p, ratio, scale, b, bh, units, inside, last, num_units,
-                RB: tl.constexpr, T: tl.constexpr, C: tl.constexpr, CW: tl.constexpr, D: tl.constexpr,
+                T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, CW: tl.constexpr, D: tl.constexpr,
                 DK: tl.constexpr, MEAN_PARTS: tl.constexpr, KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
     """``select=cube`` for the ``RB`` units ``units`` over the first ``CW`` columns."""
     cols = tl.arange(0, CW)
@@ -231,12 +240,7 @@ def _select_cube_kernel(QMeans, Means, UnitFirst, UnitLast, UnitCol, Chooses, Co
     width = visible_width(ColFirst + b * C, tl.max(last, 0), C)
     args = (QMeans, means, UnitFirst, UnitCol, Chooses, ColFirst, ColLast, ColSize, Lists, Counts, FullCounts, NCand,
             NKept, Entropy, p, ratio, scale, b, b * heads + h, units, inside, last, num_units)
-    if width <= QUARTER:
-        _cube_block(*args, RB, T, C, QUARTER, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
-    elif width <= HALF:
-        _cube_block(*args, RB, T, C, HALF, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
-    else:
-        _cube_block(*args, RB, T, C, C, D, DK, MEAN_PARTS, KEEP_ALL, FIXED)
+    _at_width(_cube_block, args, width, T, RB, C, D, DK, QUARTER, HALF, MEAN_PARTS, KEEP_ALL, FIXED)
 
 
 def launch_constants(select: str, cols: int, tile: int, dim: int) -> dict[str, int]:
