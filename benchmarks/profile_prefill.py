@@ -66,8 +66,8 @@ def timeline(kernels: list[tuple[float, float, str]], count: int) -> Timeline:
     return Timeline(busy / 1e3, sum(gap.ms for gap in gaps), sorted(gaps, reverse=True)[:count])
 
 
-def profiled(forward, rows: int) -> tuple[float, str, str, str]:
-    """(wall ms, GPU time lines, top ops by GPU time, top ops by CPU time) of one ``forward``."""
+def profiled(forward, rows: int) -> tuple[str, str, str]:
+    """(wall and GPU time lines, top ops by GPU time, top ops by CPU time) of one ``forward``."""
     with torch.no_grad(), sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION], set_priority=True):
         forward()
         torch.cuda.synchronize()
@@ -88,7 +88,7 @@ def profiled(forward, rows: int) -> tuple[float, str, str, str]:
     averages = prof.key_averages()
     by_gpu = averages.table(sort_by="self_device_time_total", row_limit=rows, max_name_column_width=60)
     by_cpu = averages.table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=60)
-    return wall, "\n".join(lines), by_gpu, by_cpu
+    return "\n".join(lines), by_gpu, by_cpu
 
 
 def main(argv: list[str]) -> None:
@@ -110,7 +110,7 @@ def main(argv: list[str]) -> None:
     for name, config in (("dense", None), (f"AdaSpark fixed_ratio={args.fixed_ratio}, select=cube",
                                             AdaSparkConfig(fixed_ratio=args.fixed_ratio, select="cube"))):
         sparse = AdaSpark.attach(model, config) if config is not None else None
-        wall, gpu, by_gpu, by_cpu = profiled(forward, args.rows)
+        gpu, by_gpu, by_cpu = profiled(forward, args.rows)
         if sparse is not None:
             sparse.detach()
         lines += [f"## {name}", "", gpu, "", "By GPU time:", "", "```", by_gpu, "```", "", "By CPU time:", "", "```",

@@ -23,9 +23,9 @@ from adaspark_eval.sparse.layout import TokenLayout
 from adaspark_eval.sparse.stats import AttentionStats
 
 MAX_TILE = 128  # tokens of the largest unit (one tile of the attention kernel)
-# candidate units (columns) the kernels take: the cube selection's list compaction (a scan over each block of 16
-# score rows) needs 2 x 16 x columns x 4 bytes of shared memory, 128 KiB at 1,024 columns and more than the
-# 227 KiB a block may use on an H100 / H200 at 2,048 (tests/sparse/test_selection_resources.py)
+# candidate units (columns) the kernels take: compiled for sm_90, the cube selection kernel needs 204 KiB of shared
+# memory at 1,024 columns (128 of them for its list compaction) and 396 KiB at 2,048, over the 227 KiB a block may
+# use on an H100 / H200 (tests/sparse/test_selection_resources.py)
 MAX_COLUMNS = 1024
 KERNEL_DTYPES = (torch.bfloat16, torch.float16)
 
