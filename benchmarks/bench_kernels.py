@@ -60,6 +60,7 @@ VIDEO_TOKEN, VISION_START, VISION_END = 151656, 151652, 151653
 PREFIX, SUFFIX, FRAME = 192, 64, 16  # text tokens before / after the video; LLM tokens per frame side
 CUBE = (4, 4, 4)
 DENSITIES = (0.5, 0.25, 0.1)
+LONGEST = PREFIX + SUFFIX + 511 * FRAME * FRAME  # 131,072 tokens: 2,048 candidate cubes
 FFN_FRACTIONS = (0.75, 0.5, 0.25)
 
 
@@ -121,10 +122,13 @@ def check_section(device: torch.device) -> list[dict[str, Any]]:
     """Kernels against the reference on the GPU: kept fractions, pairs, outputs (bf16 D=128, fp16 D=64)."""
     rows = []
     rules = [(select, p, ratio) for select in ("token", "cube") for p, ratio in ((0.5, None), (1.0, 0.25), (1.0, None))]
-    shapes = ((torch.bfloat16, HEADS, KV_HEADS, HEAD_DIM, rules),
-              (torch.float16, 16, 2, 64, [("token", 0.5, None), ("cube", 1.0, 0.25)]))
-    for dtype, heads, kv_heads, dim, cases in shapes:
-        layout = bench_layout(PREFIX + SUFFIX + 16 * FRAME * FRAME, device)
+    short = PREFIX + SUFFIX + 16 * FRAME * FRAME
+    shapes = ((short, torch.bfloat16, HEADS, KV_HEADS, HEAD_DIM, rules),
+              (short, torch.float16, 16, 2, 64, [("token", 0.5, None), ("cube", 1.0, 0.25)]),
+              # the most candidate cubes the kernels take (dispatch.MAX_COLUMNS), on 4 query heads
+              (LONGEST, torch.bfloat16, 4, 1, HEAD_DIM, [("token", 1.0, 0.25), ("cube", 0.9, None)]))
+    for tokens, dtype, heads, kv_heads, dim, cases in shapes:
+        layout = bench_layout(tokens, device)
         q, k, v = qkv(layout, heads, kv_heads, dim, dtype)
         tiles = build_tiles(layout, "all")
         for select, p, ratio in cases:
@@ -462,7 +466,8 @@ def check_rows(check: list[dict[str, Any]]) -> list[list[str]]:
             rows.append([f"FFN fixed_ratio={r['fixed_ratio']}", f"keep equal: {r['keep_equal']}",
                          f"active {r['active_fraction']:.3f}", f"{r['output_relative_error']:.2e}"])
         else:
-            rows.append([f"{r['dtype']} D={r['head_dim']} {r['select']} p={r['p']} ratio={r['fixed_ratio']}",
+            case = f"{r['dtype']} D={r['head_dim']} {r['select']} p={r['p']} ratio={r['fixed_ratio']}"
+            rows.append([f"{r['tokens']} tokens {case}",
                          f"{r['kept_fraction']:.4f} / {r['reference_kept_fraction']:.4f}",
                          f"{r['pairs']} / {r['reference_pairs']}", f"{r['output_relative_error']:.2e}"])
     return rows

@@ -23,10 +23,10 @@ from adaspark_eval.sparse.layout import TokenLayout
 from adaspark_eval.sparse.stats import AttentionStats
 
 MAX_TILE = 128  # tokens of the largest unit (one tile of the attention kernel)
-# candidate units (columns) the kernels take: compiled for sm_90, the cube selection kernel needs 204 KiB of shared
-# memory at 1,024 columns (128 of them for its list compaction) and 396 KiB at 2,048, over the 227 KiB a block may
-# use on an H100 / H200 (tests/sparse/test_selection_resources.py)
-MAX_COLUMNS = 1024
+# candidate units (columns) the kernels take: 2,048 cubes of 4x4x4 tokens hold 131k video tokens, past Qwen2.5-VL's
+# 128k context; the selection kernels fit a Hopper block's shared memory up to there
+# (tests/sparse/test_selection_resources.py), with the cube kernel's score loop buffering fewer stages past 1,024
+MAX_COLUMNS = 2048
 KERNEL_DTYPES = (torch.bfloat16, torch.float16)
 
 

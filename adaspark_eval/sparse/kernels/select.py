@@ -2,8 +2,9 @@
 
 ``select=token``: one program per (sample, query head, query tile); it walks the tile's rows in blocks
 of ``RB``, scores each row against every column mean, keeps its top-p set, stores the row's allowed
-columns as bits, and ORs the rows into the tile's list. ``select=cube``: one program per ``RB`` query
-units; a row is a unit's mean query and its allowed columns are the tile's list directly.
+columns as bits, and ORs the rows into the columns the tile reads. ``select=cube``: one program per ``RB``
+query units; a row is a unit's mean query and its allowed columns are the ones its tile reads. Either
+stores the read columns as bits, which ``lists.compact_lists`` turns into the tile's list.
 
 Scores are float32-exact: the bf16/fp16 query times the three 16-bit parts of each float32 mean
 (``means.unit_mean_parts``) on tensor cores with float32 accumulation (cube mode: three parts of the mean
@@ -35,6 +36,7 @@ import triton.language as tl
 from torch import Tensor
 
 from adaspark_eval.sparse.kernels.dot import dot
+from adaspark_eval.sparse.kernels.lists import compact_lists, pack_bits, store_read_words
 from adaspark_eval.sparse.kernels.means import PARTS, unit_mean_parts
 from adaspark_eval.sparse.kernels.threshold import select_rows
 from adaspark_eval.sparse.kernels.tiles import CubeTiles
@@ -44,6 +46,10 @@ MIN_WIDTH = 32  # fewest columns a selection program narrows to (a bit word)
 # software-pipeline stages of the score loop; select=token with 3 would need 316 KiB of shared memory at 1,024
 # columns (three inlined widths), and 1 stage was fastest at 64k tokens on an H200 (28.1 against 30.0 ms for 2)
 STAGES = {"token": 1, "cube": 3}
+# shared memory the score loop's buffered mean tiles may take (a Hopper block has 227 KiB): each stage past the
+# first buffers MEAN_PARTS x DK x C 16-bit values, 96 KiB at 1,024 columns (DK = 16), so select=cube runs 3 stages
+# up to 1,024 columns, 2 at 2,048 and 1 at 4,096 (tests/sparse/test_selection_resources.py)
+SCORE_BUFFER_BYTES = 200 * 1024
 
 
 @dataclass
@@ -116,21 +122,6 @@ def _store_rows(NCand, NKept, Entropy, row, row_mask, n_cand, n_kept, entropy):
 
 
 @triton.jit
-def _store_lists(Lists, Counts, FullCounts, tile, reads, full, tile_mask, C: tl.constexpr):
-    """Compact each row of ``reads`` (R, CW) bool (the first ``CW`` of ``C`` columns) into ``Lists[tile]``: the
-    ``full`` columns from the front, the others from the back (placing them after the full ones would broadcast a
-    row sum, which Triton 3.6 fails to lower)."""
-    first = (reads & full).to(tl.int32)
-    rest = (reads & ~full).to(tl.int32)
-    index = tl.where(full, tl.cumsum(first, 1) - 1, C - tl.cumsum(rest, 1))
-    cols = tl.arange(0, reads.shape[1])[None, :] + index * 0
-    tl.store(Lists + tile[:, None].to(tl.int64) * C + index, cols, mask=reads & tile_mask[:, None])
-    n_full = tl.sum(first, 1)
-    tl.store(Counts + tile, n_full + tl.sum(rest, 1), mask=tile_mask)
-    tl.store(FullCounts + tile, n_full, mask=tile_mask)
-
-
-@triton.jit
 def _at_width(body: tl.constexpr, args, width, T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, D: tl.constexpr,
               DK: tl.constexpr, QUARTER: tl.constexpr, HALF: tl.constexpr, MEAN_PARTS: tl.constexpr,
               KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
@@ -145,8 +136,8 @@ def _at_width(body: tl.constexpr, args, width, T: tl.constexpr, RB: tl.constexpr
 
 
 @triton.jit
-def _token_tile(Q, stride_b, stride_h, stride_s, means, SlotPos, ColFirst, ColLast, ColSize, Bits, Lists, Counts,
-                FullCounts, NCand, NKept, Entropy, p, ratio, scale, b, h, bh, u, own, chooses, first, last, num_units,
+def _token_tile(Q, stride_b, stride_h, stride_s, means, SlotPos, ColFirst, Bits, ReadWords, NCand, NKept, Entropy, p,
+                ratio, scale, b, h, bh, u, own, chooses, last, num_units,
                 T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, CW: tl.constexpr, D: tl.constexpr,
                 DK: tl.constexpr, MEAN_PARTS: tl.constexpr, KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
     """``select=token`` for one tile over the first ``CW`` columns, in blocks of ``RB * C / CW`` rows (the scores
@@ -167,22 +158,20 @@ def _token_tile(Q, stride_b, stride_h, stride_s, means, SlotPos, ColFirst, ColLa
         allowed, n_cand, n_kept, entropy = select_rows(s, cand, p, ratio, KEEP_ALL, FIXED)
         row = bh.to(tl.int64) * slots + slot
         _store_rows(NCand, NKept, Entropy, row, valid, n_cand, n_kept, entropy)
-        words = tl.sum(tl.reshape(allowed.to(tl.int32), (RBW, WORDS, 32)) << tl.arange(0, 32)[None, None, :], 2)
+        words = pack_bits(allowed)
         word_ptr = Bits + row[:, None] * (C // 32) + tl.arange(0, WORDS)[None, :]
         tl.store(word_ptr, words)
         for j in tl.static_range(1, C // CW):
             tl.store(word_ptr + j * WORDS, words * 0 - 1)
         union = tl.maximum(union, tl.max(allowed.to(tl.int32), 0))
     reads = (union != 0) & (col_first <= last)
-    full = (tl.load(ColLast + b * C + cols) <= first) & (tl.load(ColSize + b * C + cols) == T)
     tile = bh * num_units + u + tl.arange(0, 1)
-    _store_lists(Lists, Counts, FullCounts, tile, reads[None, :], full[None, :], tile >= 0, C)
+    store_read_words(ReadWords, tile, reads[None, :], tile >= 0, C)
 
 
 @triton.jit
-def _select_token_kernel(Q, stride_b, stride_h, stride_s, Means, SlotPos, UnitFirst, UnitLast, UnitCol, Chooses,
-                         ColFirst, ColLast, ColSize, Bits, Lists, Counts, FullCounts, NCand, NKept, Entropy, p, ratio,
-                         scale, heads, kv_heads, num_units,
+def _select_token_kernel(Q, stride_b, stride_h, stride_s, Means, SlotPos, UnitLast, UnitCol, Chooses, ColFirst, Bits,
+                         ReadWords, NCand, NKept, Entropy, p, ratio, scale, heads, kv_heads, num_units,
                          T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, D: tl.constexpr, DK: tl.constexpr,
                          QUARTER: tl.constexpr, HALF: tl.constexpr, MEAN_PARTS: tl.constexpr,
                          KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
@@ -191,19 +180,17 @@ def _select_token_kernel(Q, stride_b, stride_h, stride_s, Means, SlotPos, UnitFi
     h = hk * group + g
     own = tl.load(UnitCol + b * num_units + u)
     chooses = tl.load(Chooses + b * num_units + u) != 0
-    first = tl.load(UnitFirst + b * num_units + u)
     last = tl.load(UnitLast + b * num_units + u)
     means = Means + (b * kv_heads + hk).to(tl.int64) * MEAN_PARTS * C * D
     width = visible_width(ColFirst + b * C, last, C)
-    args = (Q, stride_b, stride_h, stride_s, means, SlotPos, ColFirst, ColLast, ColSize, Bits, Lists, Counts,
-            FullCounts, NCand, NKept, Entropy, p, ratio, scale, b, h, b * heads + h, u, own, chooses, first, last,
-            num_units)
+    args = (Q, stride_b, stride_h, stride_s, means, SlotPos, ColFirst, Bits, ReadWords, NCand, NKept, Entropy, p,
+            ratio, scale, b, h, b * heads + h, u, own, chooses, last, num_units)
     _at_width(_token_tile, args, width, T, RB, C, D, DK, QUARTER, HALF, MEAN_PARTS, KEEP_ALL, FIXED)
 
 
 @triton.jit
-def _cube_block(QMeans, means, UnitFirst, UnitCol, Chooses, ColFirst, ColLast, ColSize, Lists, Counts, FullCounts,
-                NCand, NKept, Entropy, p, ratio, scale, b, bh, units, inside, last, num_units,
+def _cube_block(QMeans, means, UnitCol, Chooses, ColFirst, ReadWords, NCand, NKept, Entropy, p, ratio, scale, b, bh,
+                units, inside, last, num_units,
                 T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, CW: tl.constexpr, D: tl.constexpr,
                 DK: tl.constexpr, MEAN_PARTS: tl.constexpr, KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
     """``select=cube`` for the ``RB`` units ``units`` over the first ``CW`` columns."""
@@ -218,15 +205,12 @@ def _cube_block(QMeans, means, UnitFirst, UnitCol, Chooses, ColFirst, ColLast, C
     allowed, n_cand, n_kept, entropy = select_rows(s, cand, p, ratio, KEEP_ALL, FIXED)
     tile = bh * num_units + units
     _store_rows(NCand, NKept, Entropy, tile, inside, n_cand, n_kept, entropy)
-    first = tl.load(UnitFirst + b * num_units + units, mask=inside, other=-1)
-    whole = tl.load(ColSize + b * C + cols) == T
-    full = (tl.load(ColLast + b * C + cols)[None, :] <= first[:, None]) & whole[None, :]
-    _store_lists(Lists, Counts, FullCounts, tile, allowed & (col_first[None, :] <= last[:, None]), full, inside, C)
+    store_read_words(ReadWords, tile, allowed & (col_first[None, :] <= last[:, None]), inside, C)
 
 
 @triton.jit
-def _select_cube_kernel(QMeans, Means, UnitFirst, UnitLast, UnitCol, Chooses, ColFirst, ColLast, ColSize, Lists,
-                        Counts, FullCounts, NCand, NKept, Entropy, p, ratio, scale, heads, kv_heads, num_units,
+def _select_cube_kernel(QMeans, Means, UnitLast, UnitCol, Chooses, ColFirst, ReadWords, NCand, NKept, Entropy, p,
+                        ratio, scale, heads, kv_heads, num_units,
                         T: tl.constexpr, RB: tl.constexpr, C: tl.constexpr, D: tl.constexpr, DK: tl.constexpr,
                         QUARTER: tl.constexpr, HALF: tl.constexpr, MEAN_PARTS: tl.constexpr,
                         KEEP_ALL: tl.constexpr, FIXED: tl.constexpr):
@@ -238,8 +222,8 @@ def _select_cube_kernel(QMeans, Means, UnitFirst, UnitLast, UnitCol, Chooses, Co
     last = tl.load(UnitLast + b * num_units + units, mask=inside, other=-1)
     means = Means + (b * kv_heads + hk).to(tl.int64) * MEAN_PARTS * C * D
     width = visible_width(ColFirst + b * C, tl.max(last, 0), C)
-    args = (QMeans, means, UnitFirst, UnitCol, Chooses, ColFirst, ColLast, ColSize, Lists, Counts, FullCounts, NCand,
-            NKept, Entropy, p, ratio, scale, b, b * heads + h, units, inside, last, num_units)
+    args = (QMeans, means, UnitCol, Chooses, ColFirst, ReadWords, NCand, NKept, Entropy, p, ratio, scale, b,
+            b * heads + h, units, inside, last, num_units)
     _at_width(_cube_block, args, width, T, RB, C, D, DK, QUARTER, HALF, MEAN_PARTS, KEEP_ALL, FIXED)
 
 
@@ -247,9 +231,11 @@ def launch_constants(select: str, cols: int, tile: int, dim: int) -> dict[str, i
     """Compile-time constants and launch options of the ``select`` (``token`` or ``cube``) kernel for ``cols``
     columns, ``tile`` slots per unit and head dim ``dim`` (the rule's ``KEEP_ALL`` / ``FIXED`` aside)."""
     rows = max(16, min(tile, ROW_BLOCK_SCORES // cols)) if select == "token" else 16
-    return {"T": tile, "RB": rows, "C": cols, "D": dim, "DK": max(16, min(dim, 16384 // cols)),
-            "QUARTER": _narrowed(cols, 4), "HALF": _narrowed(cols, 2), "MEAN_PARTS": PARTS,
-            "num_warps": 8 if rows * cols >= 4096 else 4, "num_stages": STAGES[select]}
+    step = max(16, min(dim, 16384 // cols))
+    buffered = 1 + SCORE_BUFFER_BYTES // (PARTS * step * cols * 2)
+    return {"T": tile, "RB": rows, "C": cols, "D": dim, "DK": step, "QUARTER": _narrowed(cols, 4),
+            "HALF": _narrowed(cols, 2), "MEAN_PARTS": PARTS, "num_warps": 8 if rows * cols >= 4096 else 4,
+            "num_stages": min(STAGES[select], buffered)}
 
 
 def _narrowed(cols: int, factor: int) -> int:
@@ -273,9 +259,7 @@ def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, 
     device = query.device
     means = unit_mean_parts(key, tiles, tiles.columns)
     rows = units * tile if select == "token" else units
-    lists = torch.empty(bsz, heads, units, cols, dtype=torch.int32, device=device)
-    counts = torch.empty(bsz, heads, units, dtype=torch.int32, device=device)
-    full_counts = torch.empty_like(counts)
+    read_words = torch.empty(bsz, heads, units, cols // 32, dtype=torch.int32, device=device)
     n_cand = torch.zeros(bsz, heads, rows, dtype=torch.int32, device=device)
     n_kept = torch.zeros_like(n_cand)
     entropy = torch.zeros(bsz, heads, rows, dtype=torch.float32, device=device)
@@ -287,16 +271,15 @@ def select_tiles(query: Tensor, key: Tensor, tiles: CubeTiles, chooses: Tensor, 
         bits = torch.empty(bsz, heads, rows, cols // 32, dtype=torch.int32, device=device)
         grid = (bsz * heads * units,)
         _select_token_kernel[grid](query, query.stride(0), query.stride(1), query.stride(2), means, tiles.slot_pos,
-                                   tiles.unit_first, tiles.unit_last, tiles.unit_col, chooses, tiles.col_first,
-                                   tiles.col_last, tiles.col_size, bits, lists, counts, full_counts, n_cand, n_kept,
-                                   entropy, **rule)
+                                   tiles.unit_last, tiles.unit_col, chooses, tiles.col_first, bits, read_words,
+                                   n_cand, n_kept, entropy, **rule)
     else:
         bits = None
         query_means = unit_mean_parts(query, tiles, torch.arange(units, dtype=torch.int32, device=device)
                                       .expand(bsz, units).contiguous())
         grid = (bsz * heads * triton.cdiv(units, launch["RB"]),)
-        _select_cube_kernel[grid](query_means, means, tiles.unit_first, tiles.unit_last, tiles.unit_col, chooses,
-                                  tiles.col_first, tiles.col_last, tiles.col_size, lists, counts, full_counts, n_cand,
-                                  n_kept, entropy, **rule)
+        _select_cube_kernel[grid](query_means, means, tiles.unit_last, tiles.unit_col, chooses, tiles.col_first,
+                                  read_words, n_cand, n_kept, entropy, **rule)
+    lists, counts, full_counts = compact_lists(read_words, tiles)
     return KernelSelection(lists=lists, counts=counts, full_counts=full_counts, bits=bits, n_cand=n_cand,
                            n_kept=n_kept, entropy=entropy)
