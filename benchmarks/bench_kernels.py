@@ -433,12 +433,13 @@ def prefill_section(lengths: list[int], settings: list[dict[str, Any]], device: 
 # -------------------------------------------------------------------------------------------- report
 
 
-def environment(argv: list[str]) -> dict[str, Any]:
+def environment(argv: list[str], script: str = "benchmarks/bench_kernels.py") -> dict[str, Any]:
+    """Device, versions, the command (``script`` with ``argv``) and the time of a run."""
     return {
         "device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
         "transformers": transformers.__version__, "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version(), "python": platform.python_version(),
-        "command": "PYTHONPATH=. python3 benchmarks/bench_kernels.py " + " ".join(argv),
+        "command": f"PYTHONPATH=. python3 {script} " + " ".join(argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 
