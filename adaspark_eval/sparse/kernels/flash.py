@@ -43,14 +43,9 @@ class FlashLaunch(NamedTuple):
     num_stages: int = 2
 
 
-LAUNCH: FlashLaunch | None = None  # set to override ``default_launch`` (benchmarks/bench_kernels.py, section launch)
-
-
 def default_launch(device: torch.device) -> FlashLaunch:
     """Tensor-descriptor loads and 3 stages on Hopper and later (12% faster than pointer loads at 64k tokens on
     an H200, ``benchmarks/RESULTS.md``); pointer loads elsewhere (older GPUs, the CPU interpreter)."""
-    if LAUNCH is not None:
-        return LAUNCH
     hopper = device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
     return FlashLaunch(tma=True, num_stages=3) if hopper and TensorDescriptor is not None else FlashLaunch()
 
