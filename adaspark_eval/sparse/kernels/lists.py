@@ -3,8 +3,8 @@ the back (``select.KernelSelection.lists``).
 
 The selection kernels store the columns a tile reads as bit words; one program per tile turns them into the
 list in steps of ``CHUNK`` columns, carrying the counts from step to step. Compacting inside the selection
-kernels instead (a prefix sum over all ``C`` columns of every row a program selects for) took most of their
-shared memory: 128 of 204 KiB at 1,024 columns, and past the 227 KiB a Hopper block has at 2,048.
+kernels instead (a prefix sum over all ``C`` columns of every row a program selects for) needed 128 KiB of
+shared memory at 1,024 columns and 256 KiB at 2,048, past the 227 KiB a Hopper block has (sm_90, Triton 3.6).
 """
 
 from __future__ import annotations
