@@ -25,7 +25,7 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.flops.region import traced_as_one_op
 from adaspark_eval.sparse.attention import AttentionRule, dense_pairs, select_units, sparse_attention
-from adaspark_eval.sparse.ffn import FfnRule, group_ids
+from adaspark_eval.sparse.ffn import FfnRule, fixed_ratio_kept, group_ids
 from adaspark_eval.sparse.kernels import dispatch
 from adaspark_eval.sparse.layout import PAD, TokenLayout, build_layout
 from adaspark_eval.sparse.stats import AttentionStats, FfnStats, ForwardRecord
@@ -53,7 +53,8 @@ class LayerRule(Protocol):
 class FfnPlan(NamedTuple):
     """What a layer's sparse MLP runs, decided from the residual stream before the layer's FFN norm: the
     kept-token count then travels to the host while the GPU still runs the norm, and the MLP starts without
-    waiting for the GPU to drain (a host sync per layer otherwise leaves it idle).
+    waiting for the GPU to drain (a host sync per layer otherwise leaves it idle). Under a fixed ratio the
+    count follows from the group sizes (``ffn.fixed_ratio_kept``), and no layer waits at all.
 
     Attributes:
         keep: (B, S) bool tokens the MLP computes; groups: (B, S) their groups (``ffn.group_ids``).
@@ -102,6 +103,7 @@ class AdaSpark:
         self._layout: TokenLayout | None = None
         self._layout_copies: dict[torch.device, TokenLayout] = {}
         self._groups: dict[tuple[int, str], tuple[TokenLayout, Tensor]] = {}
+        self._fixed_kept: dict[tuple[int, float], tuple[Tensor, int]] = {}
         self.records: list[ForwardRecord] = []
         self.rule: LayerRule | None = None
         self._plans: dict[int, FfnPlan | None] = {}
@@ -153,7 +155,7 @@ class AdaSpark:
 
     @layout.setter
     def layout(self, layout: TokenLayout | None) -> None:
-        self._layout, self._layout_copies, self._groups = layout, {}, {}
+        self._layout, self._layout_copies, self._groups, self._fixed_kept = layout, {}, {}, {}
 
     def group_ids(self, layout: TokenLayout, group: str) -> Tensor:
         """``ffn.group_ids`` of ``layout`` (the one in flight, or a slice or device copy of it), made once per
@@ -162,6 +164,14 @@ class AdaSpark:
         if key not in self._groups:
             self._groups[key] = (layout, group_ids(layout, group))  # the layout kept alive: its id stays unique
         return self._groups[key][1]
+
+    def fixed_ratio_kept(self, groups: Tensor, ratio: float) -> int:
+        """``ffn.fixed_ratio_kept`` of ``groups`` (from ``group_ids``), counted once per forward: its host sync
+        happens once, not in every layer."""
+        key = (id(groups), ratio)
+        if key not in self._fixed_kept:
+            self._fixed_kept[key] = (groups, fixed_ratio_kept(groups, ratio))  # groups kept alive: the id stays unique
+        return self._fixed_kept[key][1]
 
     def layout_on(self, device: torch.device) -> TokenLayout | None:
         """The layout in flight on ``device``: a model split over several GPUs (``device_map``) reads a copy
@@ -257,6 +267,9 @@ class AdaSpark:
             groups, compensation = self.group_ids(layout_now, "cube"), "none"
         else:
             compensation = rule.compensation
+        if rule is not None and rule.fixed_ratio is not None:  # the count follows from the groups: no sync
+            return FfnPlan(keep, groups, compensation, torch.tensor(self.fixed_ratio_kept(groups, rule.fixed_ratio)),
+                           None)
         return FfnPlan(keep, groups, compensation, *count_ahead(keep))
 
 

@@ -1,6 +1,8 @@
+import pytest
 import torch
 
-from adaspark_eval.sparse.ffn import FfnRule, group_ids, keep_tokens, sparse_ffn
+
+from adaspark_eval.sparse.ffn import FfnRule, fixed_ratio_kept, group_ids, keep_tokens, sparse_ffn
 from adaspark_eval.sparse.layout import build_layout
 
 T, V = 1, 9
@@ -64,3 +66,17 @@ def test_grid_groups_softmax_score_and_fixed_ratio():
 def test_p_one_keeps_every_token():
     layout, x, _ = _toy()
     assert keep_tokens(x, group_ids(layout, "cube"), _rule(p=1.0)).all()
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.3, 0.5, 1.0])
+@pytest.mark.parametrize("grid, cube", [([3, 6, 14], (2, 2, 3)), ([1, 4, 10], (1, 2, 5))])
+def test_fixed_ratio_count_from_group_sizes_equals_the_tokens_kept(ratio, grid, cube):
+    """Edge cubes of 1-12 tokens, tied norms (broken by position), and a single cube of 10 tokens."""
+    tokens = grid[0] * grid[1] // 2 * grid[2] // 2
+    layout = build_layout(torch.tensor([[T] * 3 + [V] * tokens + [T] * 2]), video_token_id=V, image_token_id=8,
+                          cube=cube, video_grid_thw=torch.tensor([grid]))
+    x = torch.randn(1, tokens + 5, 8, generator=torch.Generator().manual_seed(1))
+    x[0, 4:8] = x[0, 3]  # equal norms within a group: ties broken by position
+    groups = group_ids(layout, "cube")
+    keep = keep_tokens(x, groups, _rule(fixed_ratio=ratio))
+    assert fixed_ratio_kept(groups, ratio) == int(keep.sum())

@@ -38,7 +38,10 @@ def test_kept_tokens_match_reference(changes):
     layout, residual, _, _ = _setup()
     rule = _rule(**changes)
     groups = reference.group_ids(layout, rule.group)
-    assert torch.equal(kernels.keep_tokens(residual, groups, rule), reference.keep_tokens(residual, groups, rule))
+    keep = kernels.keep_tokens(residual, groups, rule)
+    assert torch.equal(keep, reference.keep_tokens(residual, groups, rule))
+    if rule.fixed_ratio is not None:
+        assert reference.fixed_ratio_kept(groups, rule.fixed_ratio) == int(keep.sum())
 
 
 @needs_interpreter

@@ -62,9 +62,10 @@ def test_lower_p_keeps_fewer_cubes_and_tokens(model_and_inputs):
 
 
 @torch.no_grad()
-def test_each_mlp_runs_the_rows_its_plan_counted_ahead_and_no_plan_outlives_the_forward(model_and_inputs):
+@pytest.mark.parametrize("rule", [{"p": 0.5}, {"fixed_ratio": 0.3}])  # counted on the GPU / from the group sizes
+def test_each_mlp_runs_the_rows_its_plan_counted_ahead_and_no_plan_outlives_the_forward(model_and_inputs, rule):
     model, _, inputs = model_and_inputs
-    sparse = AdaSpark.attach(model, AdaSparkConfig(p=0.5, cube=CUBE))
+    sparse = AdaSpark.attach(model, AdaSparkConfig(**rule, cube=CUBE))
     rows: list[int] = []
     layers = model.model.language_model.layers
     handles = [layer.mlp.gate_proj.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[-2]))
