@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-
 from adaspark_eval.sparse.ffn import FfnRule, fixed_ratio_kept, group_ids, keep_tokens, sparse_ffn
 from adaspark_eval.sparse.layout import build_layout
 
