@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from adaspark_eval.sparse.layout import PAD, TokenLayout
-from adaspark_eval.sparse.topp import masked_softmax, select
+from adaspark_eval.sparse.topp import fixed_ratio_budget, masked_softmax, select
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,12 @@ def keep_tokens(residual: Tensor, groups: Tensor, rule: FfnRule) -> Tensor:
 
 def fixed_ratio_kept(groups: Tensor, ratio: float) -> int:
     """How many tokens ``keep_tokens`` keeps under ``fixed_ratio=ratio``, from ``groups`` (B, S) alone:
-    ``max(1, ceil(n * ratio))`` of each group of ``n`` (in float32, as ``topp.fixed_ratio_mask`` and the kernel
-    count) and every token of no group. Reads the group sizes on the host (one sync)."""
+    ``topp.fixed_ratio_budget`` of each group's size and every token of no group. Reads the group sizes on the
+    host (one sync)."""
     flat = groups.flatten()
     grouped = flat != PAD
     sizes = torch.unique(flat[grouped], return_counts=True)[1].cpu()
-    budgets = torch.clamp(torch.ceil(sizes * ratio), min=1)  # float32, as the reference rounds
-    return int(budgets.sum()) + int((~grouped).sum())
+    return int(fixed_ratio_budget(sizes, ratio).sum()) + int((~grouped).sum())
 
 
 def _pack(gid: Tensor) -> tuple[Tensor, Tensor]:

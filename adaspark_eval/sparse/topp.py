@@ -45,9 +45,13 @@ def fixed_ratio_mask(scores: Tensor, ratio: float, valid: Tensor) -> Tensor:
     masked = torch.where(valid, scores, torch.full_like(scores, -math.inf))
     order = torch.sort(masked, dim=-1, descending=True, stable=True)[1]
     rank = torch.empty_like(order).scatter_(-1, order, torch.arange(order.shape[-1], device=order.device).expand_as(order))
-    n_valid = valid.sum(dim=-1, keepdim=True)
-    budget = torch.clamp(torch.ceil(n_valid * ratio).long(), min=1)
-    return (rank < budget) & valid
+    return (rank < fixed_ratio_budget(valid.sum(dim=-1, keepdim=True), ratio)) & valid
+
+
+def fixed_ratio_budget(counts: Tensor, ratio: float) -> Tensor:
+    """(...) int64 entries a fixed ``ratio`` keeps of ``counts`` (...) int: ``max(1, ceil(counts * ratio))``, the
+    product rounded in float32 (as the kernels round)."""
+    return torch.clamp(torch.ceil(counts * ratio).long(), min=1)
 
 
 def select(probs: Tensor, valid: Tensor, p: float, fixed_ratio: float | None) -> Tensor:

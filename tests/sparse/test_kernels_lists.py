@@ -40,7 +40,7 @@ def test_compacted_lists_hold_full_columns_in_front_and_the_rest_at_the_back(chu
     gen = torch.Generator().manual_seed(0)
     reads = torch.rand(1, heads, tiles.num_units, cols, generator=gen) < 0.4
     bits = reads.view(1, heads, tiles.num_units, cols // 32, 32).int() << torch.arange(32, dtype=torch.int32)
-    words = bits.sum(-1, dtype=torch.int64).to(torch.int64)
+    words = bits.sum(-1, dtype=torch.int64)
     words = torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)  # as int32 bit patterns
     lists, counts, full_counts = compact_lists(words, tiles, chunk=chunk)
     fronts, backs = _expected(reads, tiles)
