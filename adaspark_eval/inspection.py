@@ -12,7 +12,7 @@ from transformers import BatchFeature
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.flops.counter import count_sample
 from adaspark_eval.flops.sample import SampleFlops
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 from adaspark_eval.sparse.stats import ForwardRecord
 
 
@@ -52,7 +52,7 @@ class Comparison:
 
 
 @torch.no_grad()
-def compare(sparse: AdaSpark, inputs: BatchFeature, config: AdaSparkConfig) -> Comparison:
+def compare(sparse: SparseRuntime, inputs: BatchFeature, config: AdaSparkConfig) -> Comparison:
     """Prefill ``inputs`` (batch of 1) densely and with ``config``; ``sparse.config`` is restored after."""
     previous = sparse.config
     try:

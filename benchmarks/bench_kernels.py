@@ -52,7 +52,7 @@ from adaspark_eval.sparse.kernels.pairs import cube_pair_tables
 from adaspark_eval.sparse.kernels.select import select_tiles
 from adaspark_eval.sparse.kernels.tiles import CubeTiles, build_tiles
 from adaspark_eval.sparse.layout import TokenLayout, build_layout
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 HEADS, KV_HEADS, HEAD_DIM = 28, 4, 128
 HIDDEN, INTERMEDIATE = 3584, 18944
@@ -402,7 +402,7 @@ def prefill_section(lengths: list[int], settings: list[dict[str, Any]], device: 
         eager_logits = None
         for fused_ops, setting in [(f, s) for f in (False, True) for s in [{"dense": True}, *settings]]:
             (fused.fuse if fused_ops else fused.unfuse)(model)
-            sparse = None if setting.get("dense") else AdaSpark.attach(model, AdaSparkConfig(**setting))
+            sparse = None if setting.get("dense") else SparseRuntime.attach(model, AdaSparkConfig(**setting))
             row = {"tokens": tokens, "fused_ops": fused_ops}
             with torch.no_grad(), sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION],
                                                set_priority=True):

@@ -40,7 +40,7 @@ from adaspark_eval.config import AdaSparkConfig  # noqa: E402
 from adaspark_eval.flops.counter import count_sample  # noqa: E402
 from adaspark_eval.models.placement import PREFIX, dispatch, input_device, layer_device_map  # noqa: E402
 from adaspark_eval.results.store import read_run_samples  # noqa: E402
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark  # noqa: E402
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime  # noqa: E402
 
 # -------------------------------------------------------------------------------------------- parity
 
@@ -121,7 +121,7 @@ def split_section(devices: list[str], tokens: int, settings: list[dict[str, Any]
     forward = functools.partial(model, input_ids=ids, video_grid_thw=grid, logits_to_keep=1, use_cache=False)
     rows = []
     for setting in [{"dense": True}, *settings]:
-        sparse = None if setting.get("dense") else AdaSpark.attach(model, AdaSparkConfig(**setting))
+        sparse = None if setting.get("dense") else SparseRuntime.attach(model, AdaSparkConfig(**setting))
         with torch.no_grad(), sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION], set_priority=True):
             forward()
             for device in devices:

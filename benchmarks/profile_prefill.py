@@ -29,7 +29,7 @@ from bench_kernels import build_7b, video_inputs  # noqa: E402 - a sibling bench
 
 from adaspark_eval.config import AdaSparkConfig  # noqa: E402
 from adaspark_eval.models import fused  # noqa: E402
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark  # noqa: E402
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime  # noqa: E402
 
 
 class Gap(NamedTuple):
@@ -109,7 +109,7 @@ def main(argv: list[str]) -> None:
              "", f"`PYTHONPATH=. python3 benchmarks/profile_prefill.py {' '.join(argv)}`", ""]
     for name, config in (("dense", None), (f"AdaSpark fixed_ratio={args.fixed_ratio}, select=cube",
                                             AdaSparkConfig(fixed_ratio=args.fixed_ratio, select="cube"))):
-        sparse = AdaSpark.attach(model, config) if config is not None else None
+        sparse = SparseRuntime.attach(model, config) if config is not None else None
         gpu, by_gpu, by_cpu = profiled(forward, args.rows)
         if sparse is not None:
             sparse.detach()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from adaspark_eval.benchmarks.fixtures import write_fixtures
+from adaspark_eval.datasets.fixtures import write_fixtures
 from adaspark_eval.models.tiny import build_tiny
 
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from adaspark_eval.benchmarks import DATA_ROOT_ENV, data_root, parse_tasks
-from adaspark_eval.benchmarks.check import check_dataset
+from adaspark_eval.datasets import DATA_ROOT_ENV, data_root, parse_tasks
+from adaspark_eval.datasets.check import check_dataset
 from adaspark_eval.cli.common import friendly
 
 data_app = typer.Typer(no_args_is_help=True, add_completion=False,

@@ -21,7 +21,7 @@ from adaspark_eval.flops.sample import FLOPS_NOTE
 from adaspark_eval.models.loading import load_model
 from adaspark_eval.models.prompt import video_prompt
 from adaspark_eval.models.tiny import build_processor
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 DEFAULT_SIZE = "448x448"
 
@@ -64,7 +64,7 @@ def flops_command(
         loaded = load_model(model, device=device, dtype=dtype, max_pixels=max_pixels)
         inputs = video_prompt(loaded.processor, [video_frames], question).to(device)
         tokens = _token_counts(inputs, loaded.processor)
-        sparse = AdaSpark.attach(loaded.model, config)
+        sparse = SparseRuntime.attach(loaded.model, config)
         with torch.no_grad():
             if new_tokens:
                 loaded.model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)

@@ -15,7 +15,7 @@ from adaspark_eval.data.video import read_video
 from adaspark_eval.inspection import compare
 from adaspark_eval.models.loading import load_model
 from adaspark_eval.models.prompt import video_prompt
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 
 @with_knobs()
@@ -35,7 +35,7 @@ def inspect_command(
     frames_array, _ = read_video(video, num_frames=frames)
     loaded = load_model(model, device=device, dtype=dtype, max_pixels=max_pixels)
     inputs = video_prompt(loaded.processor, [frames_array], question).to(device)
-    sparse = AdaSpark.attach(loaded.model, config)
+    sparse = SparseRuntime.attach(loaded.model, config)
     result = compare(sparse, inputs, config)
     layers = [{k: row[k] for k in ("layer", "kept_cube_fraction", "ffn_active_fraction", "entropy")}
               for row in result.layers()]

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from adaspark_eval.cli.common import friendly
 from adaspark_eval.data.niah.generate import NiahSpec, plan, total_frames, write_set
-from adaspark_eval.data.niah.knobs import parse_depths, parse_lengths, parse_resolution, parse_types
+from adaspark_eval.data.niah.parsing import parse_depths, parse_lengths, parse_resolution, parse_types
 
 niah_app = typer.Typer(no_args_is_help=True, add_completion=False,
                        help="VideoNIAH: needles hidden in long haystack videos, VNBench-style questions.")

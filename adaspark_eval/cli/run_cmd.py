@@ -1,7 +1,7 @@
 """``adaspark-eval run`` and ``adaspark-eval sweep``: evaluate AdaSpark on benchmarks through lmms-eval,
 from local data. ``run`` evaluates one config into one run folder; ``sweep`` takes comma-separated
 lists on any knob (``--p 0.6,0.8,1.0 --cube 2,4``) and evaluates their grid, one run folder each.
-``run --num-processes N`` runs the same command in N processes (``evaluation.parallel``)."""
+``run --num-processes N`` runs the same command in N processes (``models.parallel``)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from typing import Annotated, Any
 
 import typer
 
-from adaspark_eval.benchmarks import DATA_ROOT_ENV, Benchmark, data_root, parse_tasks
-from adaspark_eval.benchmarks.demo import demo_root
+from adaspark_eval.datasets import DATA_ROOT_ENV, Benchmark, data_root, parse_tasks
+from adaspark_eval.datasets.demo import demo_root
 from adaspark_eval.cli.common import fail, friendly, with_knobs
-from adaspark_eval.evaluation.parallel import launch, leave, world_size
+from adaspark_eval.models.parallel import launch, leave, world_size
 from adaspark_eval.evaluation.runner import check_data, evaluate
 from adaspark_eval.evaluation.sweep import grid, sweep
-from adaspark_eval.lmms.inputs import VideoSettings
+from adaspark_eval.data.video import VideoSettings
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.methods import METHODS, make_method
 from adaspark_eval.reporting.load import load_results

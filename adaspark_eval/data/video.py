@@ -16,6 +16,23 @@ class VideoError(ValueError):
     """A video is missing or cannot be decoded; the message names the file and the fix."""
 
 
+@dataclass(frozen=True)
+class VideoSettings:
+    """How videos are sampled and sized; the defaults are the stock lmms-eval class's.
+
+    Attributes:
+        max_num_frames: frames sampled uniformly when ``fps`` is None.
+        fps: sample this many frames per second instead (qwen_vl_utils' rule, up to 768 frames).
+        min_pixels / max_pixels: bounds on pixels per frame; qwen_vl_utils lowers ``max_pixels`` further so
+            that all frames together stay within its total-pixel budget (90% of 128k tokens).
+    """
+
+    max_num_frames: int = 32
+    fps: float | None = None
+    min_pixels: int = 256 * 28 * 28
+    max_pixels: int = 1605632
+
+
 def sample_indices(total: int, num_frames: int | None = None, fps: float | None = None,
                    native_fps: float = 30.0, max_frames: int = 768) -> np.ndarray:
     """Uniformly spaced frame indices: ``num_frames`` of them, or one every ``1/fps`` s, capped at

@@ -16,9 +16,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from adaspark_eval.benchmarks import DATA_ROOT_ENV, Benchmark, DatasetMissing
-from adaspark_eval.benchmarks.check import DataCheck, check_dataset
-from adaspark_eval.evaluation.parallel import gather_served
+from adaspark_eval.datasets import DATA_ROOT_ENV, Benchmark, DatasetMissing
+from adaspark_eval.datasets.check import DataCheck, check_dataset
+from adaspark_eval.models.parallel import gather_served
 from adaspark_eval.evaluation.summary import build_summary
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.lmms.task import tasks_dir
@@ -48,7 +48,7 @@ def evaluate(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, limit
         gen_kwargs: lmms-eval's generation override, e.g. ``"max_new_tokens=4"``.
 
     Returns the summary, also written to ``lm.store`` (``summary.json``); records of every sample are
-    in its ``samples.jsonl``. Under a launcher (``evaluation.parallel``) every rank calls it, rank 0
+    in its ``samples.jsonl``. Under a launcher (``models.parallel``) every rank calls it, rank 0
     writes and returns the summary of all ranks' samples, the others return ``None``.
     """
     from lmms_eval.evaluator import simple_evaluate

@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from adaspark_eval.benchmarks import Benchmark
+from adaspark_eval.datasets import Benchmark
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.results.schema import RunSummary
 

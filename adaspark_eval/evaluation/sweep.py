@@ -2,7 +2,7 @@
 
 The grid comes from knob values given as comma-separated lists (``p="0.6,0.8,1.0"``, ``cube="2,4"``):
 each list is an axis, points are their product. Samples are answered sample by sample across all
-points, so each video is decoded and passed through the vision encoder once per sweep (``SharedWork``);
+points, so each video is decoded and passed through the vision encoder once per sweep (``SampleMemo``);
 lmms-eval then scores every point from its run folder (all samples already there: nothing is
 recomputed). A sweep killed at any moment resumes from the run folders.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from adaspark_eval.benchmarks import DATA_ROOT_ENV, Benchmark
+from adaspark_eval.datasets import DATA_ROOT_ENV, Benchmark
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.evaluation.runner import environment, evaluate
 from adaspark_eval.lmms.model import AdaSparkLMM

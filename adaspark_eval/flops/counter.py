@@ -1,8 +1,8 @@
-"""The in-run FLOP counter: per-sample FLOPs from what the sparse model recorded (``AdaSpark.records``),
+"""The in-run FLOP counter: per-sample FLOPs from what the sparse model recorded (``SparseRuntime.records``),
 the model config and the visual grids. No trace, a handful of reductions per forward: cheap enough for
 every sample of an evaluation.
 
-    sparse = AdaSpark.attach(model, config)
+    sparse = SparseRuntime.attach(model, config)
     model.generate(**inputs, max_new_tokens=8)
     flops = count_sample(model.config, sparse.records, video_grid_thw=inputs["video_grid_thw"])
     flops.llm_prefill.reduction, flops.to_dict()
@@ -31,13 +31,13 @@ def count_sample(model_config: Qwen2_5_VLConfig | ModelDims, records: Sequence[F
 
     Args:
         model_config: ``model.config`` of the model that ran, or its ``ModelDims``.
-        records: ``AdaSpark.records`` after the sample ran: its prefill, then its decode steps (if any).
+        records: ``SparseRuntime.records`` after the sample ran: its prefill, then its decode steps (if any).
         video_grid_thw / image_grid_thw: (N, 3) the processor's grids of this sample's videos / images.
         sample: which sample of a batched run; needed only when the records hold more than one.
     """
     dims = model_config if isinstance(model_config, ModelDims) else ModelDims.from_config(model_config)
     if not records or records[0].phase != "prefill" or any(r.phase != "decode" for r in records[1:]):
-        raise ValueError("records must be one prefill then its decode steps: pass AdaSpark.records right after "
+        raise ValueError("records must be one prefill then its decode steps: pass SparseRuntime.records right after "
                          "the sample's prefill or generate call")
     batch = records[0].batch
     if sample is None and batch > 1:
@@ -61,7 +61,7 @@ def _forward(dims: ModelDims, record: ForwardRecord, b: int) -> tuple[dict[str, 
     missing = [i for i in layers if i not in record.attention or i not in record.ffn]
     if missing:
         raise ValueError(f"the {record.phase} record has no statistics for layers {missing}: count records of a "
-                         "model run with AdaSpark attached (AdaSpark.attach), all of its layers included")
+                         "model run with AdaSpark attached (SparseRuntime.attach), all of its layers included")
     attention = [record.attention[i] for i in layers]
     ffn = [record.ffn[i] for i in layers]
     if any(a.pairs is None or a.dense_pairs is None for a in attention):

@@ -19,7 +19,7 @@ from transformers import Qwen2_5_VLForConditionalGeneration
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.flops.analytic import MAC
 from adaspark_eval.flops.handles import FVCORE_HANDLES
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 
 class _Prefill(nn.Module):
@@ -80,7 +80,7 @@ def _attached(model: nn.Module) -> Iterator[None]:
     if getattr(model, "adaspark", None) is not None:
         yield
         return
-    sparse = AdaSpark.attach(model, AdaSparkConfig(attention=False, ffn=False))
+    sparse = SparseRuntime.attach(model, AdaSparkConfig(attention=False, ffn=False))
     try:
         yield
     finally:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from fvcore.nn.jit_handles import get_shape
 
-from adaspark_eval.flops.region import TRACE_KIND, recorded_stats
+from adaspark_eval.sparse.region import TRACE_KIND, recorded_stats
 
 
 def sdpa_macs(query: list[int], key: list[int], value: list[int], is_causal: bool) -> int:

@@ -6,42 +6,24 @@ class reads them: the frame count is ``min(max_num_frames, frames in the file)``
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from lmms_eval.protocol import ChatMessages
 from qwen_vl_utils import process_vision_info
 from transformers import BatchFeature, Qwen2_5_VLProcessor
 
-from adaspark_eval.data.video import VideoError, probe_video
+from adaspark_eval.data.video import VideoError, VideoSettings, probe_video
 
 
 class _PerFrameCapNotice(logging.Filter):
     """Drops qwen_vl_utils' "The given max_pixels[...] exceeds limit[...]" warning: it reports the per-frame
-    cap every long video gets (documented under ``VideoSettings``), once per sample."""
+    cap every long video gets (documented under ``data.video.VideoSettings``), once per sample."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "exceeds limit" not in record.getMessage()
 
 
 logging.getLogger("qwen_vl_utils.vision_process").addFilter(_PerFrameCapNotice())
-
-
-@dataclass(frozen=True)
-class VideoSettings:
-    """How videos are sampled and sized; the defaults are the stock lmms-eval class's.
-
-    Attributes:
-        max_num_frames: frames sampled uniformly when ``fps`` is None.
-        fps: sample this many frames per second instead (qwen_vl_utils' rule, up to 768 frames).
-        min_pixels / max_pixels: bounds on pixels per frame; qwen_vl_utils lowers ``max_pixels`` further so
-            that all frames together stay within its total-pixel budget (90% of 128k tokens).
-    """
-
-    max_num_frames: int = 32
-    fps: float | None = None
-    min_pixels: int = 256 * 28 * 28
-    max_pixels: int = 1605632
 
 
 def build_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]],

@@ -31,20 +31,21 @@ from lmms_eval.api.model import lmms
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from adaspark_eval.benchmarks import BENCHMARKS, Benchmark
+from adaspark_eval.datasets import BENCHMARKS, Benchmark
 from adaspark_eval.config import AdaSparkConfig, parse_bool
 from adaspark_eval.data.video import VideoError
-from adaspark_eval.evaluation.parallel import join, world_size
-from adaspark_eval.evaluation.shared import SharedWork
+from adaspark_eval.models.parallel import join, world_size
+from adaspark_eval.models.memo import SampleMemo
 from adaspark_eval.flops.dims import ModelDims
-from adaspark_eval.lmms.inputs import VideoSettings, build_inputs
+from adaspark_eval.data.video import VideoSettings
+from adaspark_eval.lmms.inputs import build_inputs
 from adaspark_eval.lmms.timing import GenerationTimer
 from adaspark_eval.methods import Method, make_method, split_settings
 from adaspark_eval.models.loading import AUTO, load_model
 from adaspark_eval.models.placement import parse_devices
 from adaspark_eval.results.schema import SampleRecord
 from adaspark_eval.results.store import RunStore, SampleKey, sample_key
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 METHOD = "adaspark"
 KNOBS = tuple(f.name for f in dataclasses.fields(AdaSparkConfig))
@@ -118,10 +119,10 @@ class AdaSparkLMM(lmms):
         for sizes in (self.loaded.processor.image_processor, self.loaded.processor.video_processor):
             sizes.size = {"shortest_edge": self.base_video.min_pixels, "longest_edge": self.base_video.max_pixels}
         self.dims = ModelDims.from_config(self.loaded.model.config)
-        self.sparse = AdaSpark.attach(self.loaded.model, self.method.config(config))
+        self.sparse = SparseRuntime.attach(self.loaded.model, self.method.config(config))
         self.configure(config)
         self.store = self.open_store(output if output is not None else Path("results") / self.config_key)
-        self.shared = SharedWork()  # one sample's memo; a sweep keeps it across its points
+        self.shared = SampleMemo()  # one sample's memo; a sweep keeps it across its points
         self.served: list[SampleKey] = []
 
     def open_store(self, folder: str | Path) -> RunStore:

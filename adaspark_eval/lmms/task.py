@@ -15,8 +15,8 @@ from typing import Any
 import datasets
 from lmms_eval.api.task import ConfigurableMessagesTask
 
-from adaspark_eval.benchmarks import get_benchmark
-from adaspark_eval.benchmarks.base import data_root
+from adaspark_eval.datasets import get_benchmark
+from adaspark_eval.datasets.base import data_root
 
 TASKS_ENV = "ADASPARK_TASKS_DIR"
 

@@ -2,7 +2,7 @@
 would pick instead, each run on the AdaSpark runtime and counted by the same FLOP counter.
 
     method = make_method("fastv", {"fastv_keep": "0.5"})
-    sparse = attach(model, method, AdaSparkConfig())   # AdaSpark.attach with the method's knobs and rule
+    sparse = attach(model, method, AdaSparkConfig())   # SparseRuntime.attach with the method's knobs and rule
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from adaspark_eval.methods.fastv import FastV
 from adaspark_eval.methods.frames import Frames
 from adaspark_eval.methods.topk import TopK
 from adaspark_eval.methods.window import Window
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 METHODS: dict[str, type[Method]] = {m.name: m for m in (AdaSparkMethod, Dense, TopK, Window, FastV, Frames)}
 SETTINGS: dict[str, str] = {f.name: m.name for m in METHODS.values() for f in dataclasses.fields(m)}
@@ -45,9 +45,9 @@ def split_settings(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return ({k: v for k, v in values.items() if k in SETTINGS}, {k: v for k, v in values.items() if k not in SETTINGS})
 
 
-def attach(model: nn.Module, method: Method, knobs: AdaSparkConfig | None = None) -> AdaSpark:
-    """``AdaSpark.attach`` with ``method``'s knobs and rule; ``detach()`` gives the stock model back."""
-    sparse = AdaSpark.attach(model, method.config(knobs or AdaSparkConfig()))
+def attach(model: nn.Module, method: Method, knobs: AdaSparkConfig | None = None) -> SparseRuntime:
+    """``SparseRuntime.attach`` with ``method``'s knobs and rule; ``detach()`` gives the stock model back."""
+    sparse = SparseRuntime.attach(model, method.config(knobs or AdaSparkConfig()))
     try:
         sparse.rule = method.rule(sparse)
     except ConfigError:

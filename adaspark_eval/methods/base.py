@@ -27,8 +27,8 @@ from adaspark_eval.flops.sample import SampleFlops
 from adaspark_eval.sparse.stats import ForwardRecord
 
 if TYPE_CHECKING:
-    from adaspark_eval.lmms.inputs import VideoSettings
-    from adaspark_eval.sparse.qwen2_5_vl import AdaSpark, LayerRule
+    from adaspark_eval.data.video import VideoSettings
+    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime, LayerRule
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Method:
         """The AdaSpark knobs the runtime runs with, from the knobs given (idempotent)."""
         return knobs
 
-    def rule(self, runtime: AdaSpark) -> LayerRule | None:
+    def rule(self, runtime: SparseRuntime) -> LayerRule | None:
         """The per-layer rule ``runtime`` consults (``runtime.rule``), or None."""
         return None
 

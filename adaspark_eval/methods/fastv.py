@@ -31,7 +31,7 @@ from adaspark_eval.sparse.stats import AttentionStats
 from adaspark_eval.sparse.topp import fixed_ratio_mask, masked_softmax
 
 if TYPE_CHECKING:
-    from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 
 def received_attention(query: Tensor, key: Tensor, layout: TokenLayout, scaling: float) -> tuple[Tensor, Tensor]:
@@ -82,7 +82,7 @@ class FastVRule:
     """FastV on ``runtime``: ``kept`` (B, S) tokens kept after layer ``layer`` in the sequence in flight
     (None before the pruning layer ran)."""
 
-    def __init__(self, runtime: AdaSpark, layer: int, keep: float) -> None:
+    def __init__(self, runtime: SparseRuntime, layer: int, keep: float) -> None:
         self.runtime = runtime
         self.layer = layer
         self.keep = keep
@@ -132,7 +132,7 @@ class FastV(Method):
     def config(self, knobs: AdaSparkConfig) -> AdaSparkConfig:
         return dense_knobs(knobs)
 
-    def rule(self, runtime: AdaSpark) -> FastVRule | None:
+    def rule(self, runtime: SparseRuntime) -> FastVRule | None:
         """None at ``fastv_keep = 1`` (nothing pruned: the dense model)."""
         if self.fastv_layer >= runtime.num_layers - 1:
             raise ConfigError(f"fastv_layer={self.fastv_layer} leaves no layer to prune in this "

@@ -34,7 +34,7 @@ from adaspark_eval.methods.base import Method, dense_knobs, fraction
 from adaspark_eval.sparse.stats import ForwardRecord
 
 if TYPE_CHECKING:
-    from adaspark_eval.lmms.inputs import VideoSettings
+    from adaspark_eval.data.video import VideoSettings
 
 TEXT_TOKENS = 128  # text tokens of a typical prompt, for the choice of the frame count only
 PIXELS_PER_TOKEN = 28 * 28  # one LLM token per 2x2 patches of 14 pixels, per temporal group

@@ -23,7 +23,7 @@ from adaspark_eval.sparse.layout import PAD, build_layout
 from adaspark_eval.sparse.stats import AttentionStats
 
 if TYPE_CHECKING:
-    from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 WHOLE = 2**20  # a cube side no grid reaches (and whose cube volume fits int64): whole-slab cubes
 
@@ -45,7 +45,7 @@ class WindowRule:
     """The window pattern on ``runtime``'s layout; ``slab``, ``grid``: (B, U) slab and grid of each unit of
     the prefill in flight (``PAD`` for text units)."""
 
-    def __init__(self, runtime: AdaSpark, window: int) -> None:
+    def __init__(self, runtime: SparseRuntime, window: int) -> None:
         self.runtime = runtime
         self.window = window
         self.slab: Tensor | None = None
@@ -112,7 +112,7 @@ class Window(Method):
     def config(self, knobs: AdaSparkConfig) -> AdaSparkConfig:
         return dense_knobs(knobs, cube=knobs.cube)
 
-    def rule(self, runtime: AdaSpark) -> WindowRule:
+    def rule(self, runtime: SparseRuntime) -> WindowRule:
         return WindowRule(runtime, self.window)
 
     def describe(self, config: AdaSparkConfig) -> dict[str, Any]:

@@ -5,7 +5,7 @@ moment (``kill -9`` included) loses at most the sample in flight; a torn last li
 folder is opened again. Samples are keyed by ``(task, sample_id, config_key)``: a rerun skips the keys
 already present and a changed config (another key) never reuses them.
 
-In a run of several processes (``evaluation.parallel``) rank ``k > 0`` appends to its own
+In a run of several processes (``models.parallel``) rank ``k > 0`` appends to its own
 ``samples.rank<k>.jsonl``, so no two processes write one file; when the run ends, rank 0 folds those
 files into ``samples.jsonl`` (``merge_ranks``). Readers see every samples file of the folder.
 """

@@ -1,10 +1,10 @@
 """AdaSpark on a Hugging Face ``Qwen2_5_VLForConditionalGeneration``, through transformers' own
 extension points: an attention function registered as ``"adaspark"`` (with sdpa's mask builder), the
-decoder MLPs swapped for ``AdaSparkMLP`` (same parameters, same state-dict keys), a forward pre-hook on
+decoder MLPs swapped for ``SparseMLP`` (same parameters, same state-dict keys), a forward pre-hook on
 the multimodal model that reads the token layout, and one on each post-attention norm that decides the
 layer's kept FFN tokens (``FfnPlan``). Nothing of transformers is edited.
 
-    sparse = AdaSpark.attach(model, AdaSparkConfig(p=0.8))
+    sparse = SparseRuntime.attach(model, AdaSparkConfig(p=0.8))
     model.generate(**inputs)          # sparse prefill, dense decode
     sparse.records[0].layer_summary(...)
     sparse.config = sparse.config.replace(p=0.6)   # no reload
@@ -23,7 +23,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 from adaspark_eval.config import AdaSparkConfig
-from adaspark_eval.flops.region import traced_as_one_op
+from adaspark_eval.sparse.region import traced_as_one_op
 from adaspark_eval.sparse.attention import AttentionRule, dense_pairs, select_units, sparse_attention
 from adaspark_eval.sparse.ffn import FfnRule, fixed_ratio_kept, group_ids
 from adaspark_eval.sparse.kernels import dispatch
@@ -88,7 +88,7 @@ def count_ahead(keep: Tensor) -> tuple[Tensor, torch.cuda.Event | None]:
     return host, ready
 
 
-class AdaSpark:
+class SparseRuntime:
     """The AdaSpark state of one model: its config, the layout of the sequence in flight, and records.
 
     ``records`` holds one ``ForwardRecord`` per language-model call since the last prefill (the
@@ -117,7 +117,7 @@ class AdaSpark:
         self.spatial_merge_size = model.config.vision_config.spatial_merge_size
 
     @classmethod
-    def attach(cls, model: nn.Module, config: AdaSparkConfig | None = None) -> AdaSpark:
+    def attach(cls, model: nn.Module, config: AdaSparkConfig | None = None) -> SparseRuntime:
         """Make ``model`` sparse in place; returns its controller (also at ``model.adaspark``)."""
         if getattr(model, "adaspark", None) is not None:
             raise ValueError("AdaSpark is already attached to this model: change `model.adaspark.config` instead")
@@ -128,7 +128,7 @@ class AdaSpark:
             index = layer.self_attn.layer_idx
             layer.self_attn.adaspark = self
             self._mlps[index] = layer.mlp
-            layer.mlp = AdaSparkMLP(layer.mlp, index, self)
+            layer.mlp = SparseMLP(layer.mlp, index, self)
             self._handles.append(
                 layer.post_attention_layernorm.register_forward_pre_hook(self._ffn_hook(index))
             )
@@ -273,11 +273,11 @@ class AdaSpark:
         return FfnPlan(keep, groups, compensation, *count_ahead(keep))
 
 
-class AdaSparkMLP(nn.Module):
+class SparseMLP(nn.Module):
     """A decoder MLP with AdaS-FFN. Holds the original MLP's children under the same names, so
     parameters and state-dict keys are unchanged; runs the original forward when dense."""
 
-    def __init__(self, mlp: nn.Module, layer: int, runtime: AdaSpark) -> None:
+    def __init__(self, mlp: nn.Module, layer: int, runtime: SparseRuntime) -> None:
         super().__init__()
         for name, child in mlp.named_children():
             self.add_module(name, child)
@@ -319,7 +319,7 @@ def adaspark_attention_forward(
     """transformers attention function. query (B, H, Sq, D), key/value (B, Hkv, Sk, D) post-RoPE ->
     output (B, Sq, H, D). Runs sdpa unchanged where nothing is pruned. Under JIT tracing (fvcore) the layer's
     attention is one op, counted from the ``AttentionStats`` it records."""
-    runtime: AdaSpark | None = getattr(module, "adaspark", None)
+    runtime: SparseRuntime | None = getattr(module, "adaspark", None)
     if runtime is None or runtime.layout is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)
@@ -339,7 +339,7 @@ def on_device(device: torch.device) -> AbstractContextManager:
     return torch.cuda.device(device) if device.type == "cuda" else nullcontext()
 
 
-def _recorded_attention(runtime: AdaSpark, record: ForwardRecord, module: nn.Module, query: Tensor, key: Tensor,
+def _recorded_attention(runtime: SparseRuntime, record: ForwardRecord, module: nn.Module, query: Tensor, key: Tensor,
                         value: Tensor, attention_mask: Tensor | None, dropout: float, scaling: float | None,
                         **kwargs: Any) -> Tensor:
     """The layer's attention, dense or sparse, with its ``AttentionStats`` put in ``record``. Shapes as

@@ -22,7 +22,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from transformers import BatchFeature, Qwen2_5_VLProcessor
 from transformers.video_utils import VideoMetadata
 
-from adaspark_eval.benchmarks.videoniah import doc_to_text
+from adaspark_eval.datasets.videoniah import doc_to_text
 from adaspark_eval.data.niah.generate import NiahSpec, Sample, annotate, plan, sample_frames
 
 IGNORE = -100

@@ -28,7 +28,7 @@ from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.data.niah.presets import EMBEDDED_NIAH
 from adaspark_eval.data.niah.scoring import parse_choice
 from adaspark_eval.models.tiny import build_processor, tiny_config
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 from adaspark_eval.training.niah_data import NiahStream, StreamSpec, collate, quiet_worker
 
 HELD_OUT_SEED = 10**6  # training seeds start at --seed; held-out ones here, never overlapping in practice
@@ -106,14 +106,14 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
     history: list[dict] = []
-    sparse: AdaSpark | None = None
+    sparse: SparseRuntime | None = None
     started = time.time()
     model.train()
     for step, batch_data in enumerate(loader):
         if step == steps or time.time() - started > max_seconds:
             break
         if sparse_from is not None and step == sparse_from:
-            sparse = AdaSpark.attach(model, AdaSparkConfig(p=sparse_p))
+            sparse = SparseRuntime.attach(model, AdaSparkConfig(p=sparse_p))
         inputs = {k: v.to(device) for k, v in batch_data.items() if isinstance(v, torch.Tensor)}
         with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device != "cpu"):
             loss = model(**inputs).loss

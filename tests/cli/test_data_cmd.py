@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from adaspark_eval.benchmarks import get_benchmark
+from adaspark_eval.datasets import get_benchmark
 from adaspark_eval.cli.main import app
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from adaspark_eval.benchmarks.fixtures import write_fixtures
+from adaspark_eval.datasets.fixtures import write_fixtures
 from adaspark_eval.results.store import (
     RunStore,
     read_run_samples,

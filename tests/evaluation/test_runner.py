@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adaspark_eval.benchmarks import DatasetMissing, get_benchmark, parse_tasks
+from adaspark_eval.datasets import DatasetMissing, get_benchmark, parse_tasks
 from adaspark_eval.evaluation.runner import check_data, evaluate
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.results.store import REQUIRED_FIELDS, SAMPLES, SUMMARY, read_samples

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adaspark_eval.benchmarks import get_benchmark
+from adaspark_eval.datasets import get_benchmark
 from adaspark_eval.config import AdaSparkConfig, ConfigError
 from adaspark_eval.evaluation.runner import evaluate
 from adaspark_eval.evaluation.sweep import grid, sweep

@@ -17,7 +17,7 @@ from adaspark_eval.flops.fvcore_count import count_forward
 from adaspark_eval.flops.sample import COMPONENTS
 from adaspark_eval.models.prompt import video_prompt
 from adaspark_eval.models.tiny import tiny_config
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 # The tiny model's text shape: hidden 64, 4 query / 2 KV heads of 16, MLP 128.
 H, HEADS, KV_HEADS, D, MLP = 64, 4, 2, 16, 128
@@ -59,7 +59,7 @@ def hand_count(seq: int, vocab: int, sparse: bool) -> dict[str, int]:
 def test_one_decoder_layer_equals_the_hand_count(one_layer, sparse):
     model, inputs = one_layer
     seq, vocab = inputs["input_ids"].shape[1], model.config.text_config.vocab_size
-    controller = AdaSpark.attach(model, SPARSE if sparse else AdaSparkConfig(attention=False, ffn=False))
+    controller = SparseRuntime.attach(model, SPARSE if sparse else AdaSparkConfig(attention=False, ffn=False))
     try:
         traced = count_forward(model, inputs)
         flops = count_sample(model.config, controller.records, video_grid_thw=inputs["video_grid_thw"])
@@ -77,7 +77,7 @@ def test_one_decoder_layer_equals_the_hand_count(one_layer, sparse):
 @torch.no_grad()
 def test_decode_steps_of_a_dense_generation_match_the_formula(tiny, video_inputs):
     model, _ = tiny
-    controller = AdaSpark.attach(model, AdaSparkConfig(p=0.5, cube=(2, 2, 2)))
+    controller = SparseRuntime.attach(model, AdaSparkConfig(p=0.5, cube=(2, 2, 2)))
     try:
         model.generate(**video_inputs, max_new_tokens=4, min_new_tokens=4, do_sample=False)
         flops = count_sample(model.config, controller.records, video_grid_thw=video_inputs["video_grid_thw"])
@@ -99,7 +99,7 @@ def test_each_sample_of_a_padded_batch_counts_as_alone(tiny):
                                           add_generation_prompt=True) for q in questions]
     batch = processor(text=text, videos=[TOY_FRAMES, TOY_FRAMES], padding=True, return_tensors="pt",
                       do_sample_frames=False)
-    controller = AdaSpark.attach(model, AdaSparkConfig(attention=False, ffn=False))
+    controller = SparseRuntime.attach(model, AdaSparkConfig(attention=False, ffn=False))
     try:
         model(**batch)
         counted = [count_sample(model.config, controller.records, video_grid_thw=batch["video_grid_thw"][i:i + 1],
@@ -115,7 +115,7 @@ def test_each_sample_of_a_padded_batch_counts_as_alone(tiny):
 
 
 def _records(model, inputs):
-    controller = AdaSpark.attach(model, AdaSparkConfig(attention=False, ffn=False))
+    controller = SparseRuntime.attach(model, AdaSparkConfig(attention=False, ffn=False))
     try:
         model(**inputs)
         return controller.records

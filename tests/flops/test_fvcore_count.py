@@ -9,7 +9,7 @@ import torch
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.flops.counter import count_sample
 from adaspark_eval.flops.fvcore_count import count_forward
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 
 @pytest.mark.parametrize("config", [
@@ -19,7 +19,7 @@ from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
 ], ids=["dense", "p0.5", "p0.5-cube-select"])
 def test_fvcore_equals_the_in_run_counter(tiny, video_inputs, config):
     model, _ = tiny
-    controller = AdaSpark.attach(model, config)
+    controller = SparseRuntime.attach(model, config)
     try:
         traced = count_forward(model, video_inputs)
         counted = count_sample(model.config, controller.records, video_grid_thw=video_inputs["video_grid_thw"])

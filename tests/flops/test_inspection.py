@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.inspection import compare
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 
 def test_reduction_is_what_the_sparse_prefill_saved(tiny, video_inputs):
     model, _ = tiny
-    controller = AdaSpark.attach(model, AdaSparkConfig())
+    controller = SparseRuntime.attach(model, AdaSparkConfig())
     try:
         sparse = compare(controller, video_inputs, AdaSparkConfig(p=0.5, cube=(2, 2, 2)))
         exact = compare(controller, video_inputs, AdaSparkConfig(p=1.0, cube=(2, 2, 2)))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adaspark_eval.benchmarks import BENCHMARKS
+from adaspark_eval.datasets import BENCHMARKS
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.lmms.task import tasks_dir
 from adaspark_eval.results.store import read_samples

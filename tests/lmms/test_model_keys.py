@@ -1,7 +1,7 @@
 """Results keys of the lmms-eval model: what changes them."""
 
 from adaspark_eval.config import AdaSparkConfig
-from adaspark_eval.lmms.inputs import VideoSettings
+from adaspark_eval.data.video import VideoSettings
 from adaspark_eval.lmms.model import run_key
 
 

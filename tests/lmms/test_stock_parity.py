@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adaspark_eval.benchmarks import get_benchmark
+from adaspark_eval.datasets import get_benchmark
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.lmms.task import tasks_dir
 from adaspark_eval.models.tiny import build_tiny

@@ -12,7 +12,7 @@ from torch import nn
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.methods import attach, make_method
 from adaspark_eval.models.prompt import video_prompt
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 from tests.conftest import random_video
 
 # LLM grids 8 x 4 x 5 and 4 x 3 x 4 (video_grid_thw [[8, 8, 10], [4, 6, 8]])
@@ -30,7 +30,7 @@ def prompt(tiny, one_torch_thread):
 
 
 @contextmanager
-def attached(model: nn.Module, name: str, settings: dict | None = None, **knobs) -> Iterator[AdaSpark]:
+def attached(model: nn.Module, name: str, settings: dict | None = None, **knobs) -> Iterator[SparseRuntime]:
     """Method ``name`` attached to ``model`` inside the block, detached after it."""
     sparse = attach(model, make_method(name, settings), AdaSparkConfig(**knobs))
     try:

@@ -8,7 +8,7 @@ from adaspark_eval.config import ConfigError
 from adaspark_eval.flops.analytic import dense_flops
 from adaspark_eval.flops.counter import count_sample
 from adaspark_eval.flops.dims import ModelDims, known_config
-from adaspark_eval.lmms.inputs import VideoSettings
+from adaspark_eval.data.video import VideoSettings
 from adaspark_eval.methods import make_method
 from adaspark_eval.methods.frames import frame_count
 from tests.methods.conftest import attached

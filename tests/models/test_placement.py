@@ -11,7 +11,7 @@ from adaspark_eval.flops.dims import known_config
 from adaspark_eval.models.loading import load_model
 from adaspark_eval.models.prompt import video_prompt
 from adaspark_eval.models.placement import PlacementError, input_device, layer_device_map, parse_devices
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 from tests.conftest import random_video
 
 
@@ -65,7 +65,7 @@ def test_mapped_sparse_model_equals_the_unmapped_one() -> None:
     inputs = video_prompt(plain.processor, [random_video(1, 8, 112, 140)], "Which colour appears first?")
     logits = []
     for loaded in (mapped, plain):
-        sparse = AdaSpark.attach(loaded.model, AdaSparkConfig(p=0.6, cube=(2, 2, 2)))
+        sparse = SparseRuntime.attach(loaded.model, AdaSparkConfig(p=0.6, cube=(2, 2, 2)))
         with torch.no_grad():
             logits.append(loaded.model(**inputs).logits)
         rows = sparse.records[0].layer_summary(sparse.num_layers)

@@ -9,7 +9,7 @@ from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.models.prompt import video_prompt
 from adaspark_eval.models.tiny import build_processor, tiny_config
 from adaspark_eval.sparse.kernels import dispatch
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 from tests.sparse.interpreted import INTERPRETED, needs_interpreter
 
 if INTERPRETED:
@@ -41,7 +41,7 @@ def test_triton_backend_matches_reference_in_a_prefill(monkeypatch):
     monkeypatch.setattr(kernel_module, "kernel_attention", spy)
     results = {}
     for backend in ("reference", "triton"):
-        sparse = AdaSpark.attach(model, AdaSparkConfig(p=0.5, cube=(2, 2, 4), select="cube", backend=backend))
+        sparse = SparseRuntime.attach(model, AdaSparkConfig(p=0.5, cube=(2, 2, 4), select="cube", backend=backend))
         logits = model(**inputs).logits
         record = sparse.records[0]
         sparse.detach()

@@ -5,7 +5,7 @@ import torch
 
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.models.prompt import video_prompt
-from adaspark_eval.sparse.qwen2_5_vl import AdaSpark, AdaSparkMLP
+from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime, SparseMLP
 from tests.conftest import random_video
 
 # grids (LLM tokens): 8 x 4 x 5 and 4 x 3 x 4; cube 3 x 3 x 3 divides neither
@@ -34,7 +34,7 @@ def test_p_one_equals_dense_bit_for_bit(model_and_inputs):
     assert inputs["video_grid_thw"].tolist() == [[8, 8, 10], [4, 6, 8]]
     dense_logits = model(**inputs).logits
     dense_sequences, dense_steps = _generate(model, inputs)
-    sparse = AdaSpark.attach(model, AdaSparkConfig(p=1.0, cube=CUBE))
+    sparse = SparseRuntime.attach(model, AdaSparkConfig(p=1.0, cube=CUBE))
     assert torch.equal(model(**inputs).logits, dense_logits)
     sequences, steps = _generate(model, inputs)
     assert torch.equal(sequences, dense_sequences) and torch.equal(steps, dense_steps)
@@ -46,7 +46,7 @@ def test_p_one_equals_dense_bit_for_bit(model_and_inputs):
 @torch.no_grad()
 def test_lower_p_keeps_fewer_cubes_and_tokens(model_and_inputs):
     model, _, inputs = model_and_inputs
-    sparse = AdaSpark.attach(model, AdaSparkConfig(p=1.0, cube=CUBE))
+    sparse = SparseRuntime.attach(model, AdaSparkConfig(p=1.0, cube=CUBE))
     work = []
     for p in (1.0, 0.9, 0.7, 0.5, 0.3):
         sparse.config = sparse.config.replace(p=p)  # no reload between settings
@@ -65,7 +65,7 @@ def test_lower_p_keeps_fewer_cubes_and_tokens(model_and_inputs):
 @pytest.mark.parametrize("rule", [{"p": 0.5}, {"fixed_ratio": 0.3}])  # counted on the GPU / from the group sizes
 def test_each_mlp_runs_the_rows_its_plan_counted_ahead_and_no_plan_outlives_the_forward(model_and_inputs, rule):
     model, _, inputs = model_and_inputs
-    sparse = AdaSpark.attach(model, AdaSparkConfig(**rule, cube=CUBE))
+    sparse = SparseRuntime.attach(model, AdaSparkConfig(**rule, cube=CUBE))
     rows: list[int] = []
     layers = model.model.language_model.layers
     handles = [layer.mlp.gate_proj.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[-2]))
@@ -82,7 +82,7 @@ def test_each_mlp_runs_the_rows_its_plan_counted_ahead_and_no_plan_outlives_the_
 def test_sparse_prefill_changes_output_and_generation_continues(model_and_inputs):
     model, _, inputs = model_and_inputs
     dense_logits = model(**inputs).logits
-    sparse = AdaSpark.attach(model, AdaSparkConfig(p=0.5, cube=CUBE))
+    sparse = SparseRuntime.attach(model, AdaSparkConfig(p=0.5, cube=CUBE))
     assert not torch.allclose(model(**inputs).logits, dense_logits)
     sequences, _ = _generate(model, inputs, tokens=3)
     assert sequences.shape[1] == inputs["input_ids"].shape[1] + 3
@@ -99,20 +99,20 @@ def test_detach_gives_the_stock_model_back(model_and_inputs):
     model, _, inputs = model_and_inputs
     keys = list(model.state_dict())
     dense_logits = model(**inputs).logits
-    sparse = AdaSpark.attach(model, AdaSparkConfig(p=0.4, cube=CUBE))
+    sparse = SparseRuntime.attach(model, AdaSparkConfig(p=0.4, cube=CUBE))
     assert list(model.state_dict()) == keys  # same parameters, same names
-    assert isinstance(model.model.language_model.layers[0].mlp, AdaSparkMLP)
+    assert isinstance(model.model.language_model.layers[0].mlp, SparseMLP)
     model(**inputs)
     sparse.detach()
     assert model.config.text_config._attn_implementation == "sdpa"
-    assert not isinstance(model.model.language_model.layers[0].mlp, AdaSparkMLP)
+    assert not isinstance(model.model.language_model.layers[0].mlp, SparseMLP)
     assert torch.equal(model(**inputs).logits, dense_logits)
 
 
 @torch.no_grad()
 def test_dense_layers_and_module_switches(model_and_inputs):
     model, _, inputs = model_and_inputs
-    sparse = AdaSpark.attach(model, AdaSparkConfig(p=0.4, cube=CUBE, dense_layers=(0,)))
+    sparse = SparseRuntime.attach(model, AdaSparkConfig(p=0.4, cube=CUBE, dense_layers=(0,)))
     model(**inputs)
     rows = sparse.records[0].layer_summary(sparse.num_layers)
     assert rows[0]["kept_cube_fraction"] == 1.0 and rows[0]["ffn_active_fraction"] == 1.0
@@ -133,7 +133,7 @@ def test_padded_batch_matches_single_samples(tiny):
     batch = processor(text=texts, videos=[v for _, vs in prompts for v in vs], return_tensors="pt", padding=True,
                       do_sample_frames=False)
     assert (batch["attention_mask"] == 0).any()  # left padding in the shorter sample
-    sparse = AdaSpark.attach(model, AdaSparkConfig(p=0.6, cube=CUBE))
+    sparse = SparseRuntime.attach(model, AdaSparkConfig(p=0.6, cube=CUBE))
     try:
         batched = model(**batch).logits[:, -1]
         batch_fraction = sparse.records[0].layer_summary(sparse.num_layers)[0]["kept_cube_fraction"]
@@ -152,7 +152,7 @@ def test_text_only_forward_reports_no_selection(model_and_inputs):
     model, processor, _ = model_and_inputs
     text = processor.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": "Hello there."}]}],
                                          add_generation_prompt=True)
-    sparse = AdaSpark.attach(model, AdaSparkConfig(p=0.5, cube=CUBE))
+    sparse = SparseRuntime.attach(model, AdaSparkConfig(p=0.5, cube=CUBE))
     model(**processor(text=[text], return_tensors="pt"))
     rows = sparse.records[0].layer_summary(sparse.num_layers)
     assert all(r["kept_cube_fraction"] == 1.0 and r["kept_cube_fraction_per_head"] is None and r["entropy"] is None

@@ -4,11 +4,12 @@ import numpy as np
 import torch
 
 from adaspark_eval.data.niah.generate import NiahSpec, render
-from adaspark_eval.lmms.inputs import VideoSettings, build_inputs
+from adaspark_eval.data.video import VideoSettings
+from adaspark_eval.lmms.inputs import build_inputs
 from adaspark_eval.models.tiny import build_processor
 from adaspark_eval.training.niah_data import (IGNORE, StreamSpec, collate, encode_frames, plan_sample,
                                               task_prompt_kwargs, training_example)
-from adaspark_eval.benchmarks.videoniah import doc_to_text
+from adaspark_eval.datasets.videoniah import doc_to_text
 from adaspark_eval.data.niah.generate import sample_frames
 
 SPEC = StreamSpec(NiahSpec(types=("ret_insert1",), lengths=(8.0,), size=(224, 224), fps=1.0, duration=2.0), seed=5,

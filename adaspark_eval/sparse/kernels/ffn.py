@@ -68,7 +68,7 @@ _last_members: list[tuple[Tensor, GroupMembers]] = []
 
 def group_members(groups: Tensor) -> GroupMembers:
     """``build_members`` of ``groups``, built once per groups tensor: the layers of a forward share one
-    (``AdaSpark.group_ids``), so the sort and its host sync happen once per forward, not twice per layer."""
+    (``SparseRuntime.group_ids``), so the sort and its host sync happen once per forward, not twice per layer."""
     if _last_members and _last_members[0][0] is groups:
         return _last_members[0][1]
     members = build_members(groups)

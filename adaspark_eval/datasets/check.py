@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adaspark_eval.benchmarks.base import Benchmark, DatasetMissing
+from adaspark_eval.datasets.base import Benchmark, DatasetMissing
 from adaspark_eval.data.video import VideoError, read_video
 
 

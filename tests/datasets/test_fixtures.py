@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from adaspark_eval.benchmarks import BENCHMARKS
-from adaspark_eval.benchmarks.check import check_dataset
-from adaspark_eval.benchmarks.fixtures import write_fixtures
+from adaspark_eval.datasets import BENCHMARKS
+from adaspark_eval.datasets.check import check_dataset
+from adaspark_eval.datasets.fixtures import write_fixtures
 
 VIDEOMME_COLUMNS = ["video_id", "duration", "domain", "sub_category", "url", "videoID", "question_id", "task_type",
                     "question", "options", "answer"]

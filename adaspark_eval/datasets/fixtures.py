@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from adaspark_eval.benchmarks import get_benchmark
-from adaspark_eval.benchmarks.mlvu import ANNOTATION as MLVU_ANNOTATION
-from adaspark_eval.benchmarks.mlvu import TASK_TYPES as MLVU_TASK_TYPES
-from adaspark_eval.benchmarks.videomme import ANNOTATION as VIDEOMME_ANNOTATION
+from adaspark_eval.datasets import get_benchmark
+from adaspark_eval.datasets.mlvu import ANNOTATION as MLVU_ANNOTATION
+from adaspark_eval.datasets.mlvu import TASK_TYPES as MLVU_TASK_TYPES
+from adaspark_eval.datasets.videomme import ANNOTATION as VIDEOMME_ANNOTATION
 from adaspark_eval.data.niah.generate import NiahSpec, generate
 from adaspark_eval.data.video import write_video
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from adaspark_eval.benchmarks import get_benchmark
-from adaspark_eval.benchmarks.check import check_dataset
+from adaspark_eval.datasets import get_benchmark
+from adaspark_eval.datasets.check import check_dataset
 
 VIDEOMME = get_benchmark("videomme")
 

@@ -12,7 +12,7 @@ from torch import nn
 _ENCODERS = ("get_video_features", "get_image_features")
 
 
-class SharedWork:
+class SampleMemo:
     """Memo of the current sample's inputs and vision-encoder outputs; ``next_sample`` empties it.
 
     ``computed`` / ``reused`` count, per kind (``inputs``, ``get_video_features``, ...), the calls that

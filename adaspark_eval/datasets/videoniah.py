@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adaspark_eval.benchmarks.base import Benchmark, Judgement
+from adaspark_eval.datasets.base import Benchmark, Judgement
 from adaspark_eval.data.niah import ANNOTATION_FILE
 from adaspark_eval.data.niah.questions import LETTERS, OFFICIAL_TYPES, TASKS
 from adaspark_eval.data.niah.scoring import parse_choice, score

@@ -6,10 +6,10 @@ lmms-eval tasks under ``tasks/`` are thin YAML over these.
 
 from __future__ import annotations
 
-from adaspark_eval.benchmarks.base import DATA_ROOT_ENV, Benchmark, DatasetMissing, Judgement, data_root
-from adaspark_eval.benchmarks.mlvu import MLVUDev
-from adaspark_eval.benchmarks.videomme import VideoMME
-from adaspark_eval.benchmarks.videoniah import VideoNIAH
+from adaspark_eval.datasets.base import DATA_ROOT_ENV, Benchmark, DatasetMissing, Judgement, data_root
+from adaspark_eval.datasets.mlvu import MLVUDev
+from adaspark_eval.datasets.videomme import VideoMME
+from adaspark_eval.datasets.videoniah import VideoNIAH
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (VideoMME(), MLVUDev(), VideoNIAH())}
 

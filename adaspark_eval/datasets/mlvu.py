@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adaspark_eval.benchmarks.base import Benchmark, Judgement, slice_accuracy
+from adaspark_eval.datasets.base import Benchmark, Judgement, slice_accuracy
 
 ANNOTATION = "mlvu/test-00000-of-00001.parquet"
 TASK_TYPES = ("plotQA", "needle", "ego", "count", "order", "anomaly_reco", "topic_reasoning")

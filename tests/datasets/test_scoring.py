@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from adaspark_eval.benchmarks import get_benchmark
+from adaspark_eval.datasets import get_benchmark
 from adaspark_eval.lmms.task import aggregate, process_results
 
 

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from adaspark_eval.benchmarks.base import Benchmark, Judgement, slice_accuracy, slug
+from adaspark_eval.datasets.base import Benchmark, Judgement, slice_accuracy, slug
 
 ANNOTATION = "videomme/test-00000-of-00001.parquet"
 
