@@ -104,9 +104,9 @@ class AdaSparkConfig:
         return out
 
     def key(self) -> str:
-        """Short stable hash of the settings that change results (for result keys)."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in ("query_chunk", "backend")}
-        return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+        """Short stable hash of the settings that change results (for result keys): every knob but those
+        declared ``compare=False`` (``RESULT_NEUTRAL``)."""
+        return short_hash({k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AdaSparkConfig:
@@ -119,6 +119,17 @@ class AdaSparkConfig:
         if unknown:
             raise ConfigError(f"unknown AdaSpark knob(s) {unknown}: known knobs are {sorted(known)}")
         return cls(**{name: _parse(name, value) for name, value in values.items()})
+
+
+RESULT_NEUTRAL: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(AdaSparkConfig) if not f.compare)
+"""Knobs that change how, not what, is computed (memory, kernels): left out of ``key()`` and of labels."""
+
+
+def short_hash(payload: Any, length: int = 12) -> str:
+    """The first ``length`` hex digits of the SHA-1 of ``payload`` as sorted JSON (text is hashed as is):
+    the one hash behind every key of the harness (configs, methods, run folders, sweeps)."""
+    text = payload if isinstance(payload, str) else json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:length]
 
 
 def parse_bool(value: Any) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -56,6 +57,34 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise fail(str(error)) from None
 
     return wrapper
+
+
+def with_options(cls: type, target: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add one ``--flag`` per field of the dataclass ``cls`` to a command, which receives the object as
+    ``target``. A field's ``metadata`` gives its ``help`` and, optionally, ``names`` (the flag's spelling,
+    default ``--field-name``) and ``envvar``; a field without a default is a required option."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(fn, eval_str=True)
+        hints = typing.get_type_hints(cls)
+        params = [p for p in signature.parameters.values() if p.name != target]
+        names = [f.name for f in dataclasses.fields(cls)]
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            option = typer.Option(*meta.get("names", ()), help=meta["help"], envvar=meta.get("envvar"))
+            default = inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
+            params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                            annotation=Annotated[hints[f.name], option]))
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> Any:
+            kwargs[target] = cls(**{name: kwargs.pop(name) for name in names})
+            return fn(**kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
 
 
 def with_knobs(*, parse: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

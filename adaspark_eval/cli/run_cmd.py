@@ -1,31 +1,93 @@
 """``adaspark-eval run`` and ``adaspark-eval sweep``: evaluate AdaSpark on benchmarks through lmms-eval,
 from local data. ``run`` evaluates one config into one run folder; ``sweep`` takes comma-separated
 lists on any knob (``--p 0.6,0.8,1.0 --cube 2,4``) and evaluates their grid, one run folder each.
-``run --num-processes N`` runs the same command in N processes (``models.parallel``)."""
+``run --num-processes N`` runs the same command in N processes (``models.parallel``).
+
+Both commands take the same flags (``RunOptions``, one field per flag) and share ``prepare`` (checks that
+need no model, then the model); each then does its own part in a few lines."""
 
 from __future__ import annotations
 
-import hashlib
 import sys
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from adaspark_eval.cli.common import fail, friendly, with_knobs, with_options
+from adaspark_eval.config import short_hash
+from adaspark_eval.data.video import VideoSettings
 from adaspark_eval.datasets import DATA_ROOT_ENV, Benchmark, data_root, parse_tasks
 from adaspark_eval.datasets.demo import demo_root
-from adaspark_eval.cli.common import fail, friendly, with_knobs
-from adaspark_eval.models.parallel import launch, leave, world_size
 from adaspark_eval.evaluation.runner import check_data, evaluate
-from adaspark_eval.evaluation.sweep import grid, sweep
-from adaspark_eval.data.video import VideoSettings
+from adaspark_eval.evaluation.sweep import SweepPoint, grid, sweep
 from adaspark_eval.lmms.model import AdaSparkLMM
-from adaspark_eval.methods import METHODS, make_method
+from adaspark_eval.methods import METHODS, Method, make_method
+from adaspark_eval.models.parallel import launch, leave, world_size
+from adaspark_eval.reporting.aggregate import ordered_tasks
 from adaspark_eval.reporting.load import load_results
 from adaspark_eval.reporting.render import render
-from adaspark_eval.reporting.aggregate import ordered_tasks
 from adaspark_eval.reporting.tables import FLOPS_NOTE, task_table
+
+
+def _flag(help: str, **option: Any) -> Any:
+    """An optional flag (default None) with its help and typer options (``envvar``, ``names``)."""
+    return field(default=None, metadata={"help": help, **option})
+
+
+@dataclass
+class RunOptions:
+    """The flags ``run`` and ``sweep`` share (each field one ``--flag``; ``metadata`` holds its help)."""
+
+    task: str = field(metadata={"help": "videomme, mlvu_dev, videoniah; comma-separated for several"})
+    model: str = field(default="auto", metadata={
+        "help": "auto (the 7B in the local HF cache, else the embedded niah-small), niah-small, tiny, a checkpoint "
+                "directory, or a cached hub name"})
+    data_root: Path | None = _flag("the data root: <root>/<task>/... (see `data check`); VideoNIAH alone defaults to "
+                                   "the demo set", envvar=DATA_ROOT_ENV)
+    output: Path | None = _flag("run folder (sweep: the folder of its run folders); default under results/")
+    limit: int | None = _flag("samples per task (for a quick look)")
+    device: str | None = _flag("cuda, cuda:1, cpu (default: cuda when available)")
+    device_map: str | None = _flag("split the model over GPUs of this one process: auto (every visible GPU) or "
+                                   "cuda:0,cuda:1 (docs/multi-gpu.md)")
+    dtype: str = field(default="bfloat16", metadata={"help": "bfloat16 | float16 | float32"})
+    fused_ops: bool = field(default=False, metadata={
+        "help": "RMSNorm, rotary embedding and SiLU-and-multiply as fused kernels (GPU; docs/kernels.md)"})
+    frames: int = field(default=VideoSettings.max_num_frames,
+                        metadata={"help": "frames sampled per video (lmms-eval's max_num_frames)"})
+    fps: float | None = _flag("sample frames at this rate instead of --frames")
+    min_pixels: int = field(default=VideoSettings.min_pixels, metadata={"help": "fewest pixels per frame"})
+    max_pixels: int = field(default=VideoSettings.max_pixels, metadata={"help": "most pixels per frame"})
+    method: str = field(default="adaspark", metadata={
+        "help": f"{' | '.join(METHODS)}: AdaSpark or a peer method (docs/peers.md)"})
+    window: int | None = _flag("window: slabs of cube_t time steps read on each side")
+    fastv_layer: int | None = _flag("fastv: prune after this layer (0-based)")
+    fastv_keep: float | None = _flag("fastv: fraction of visual tokens kept")
+    frame_budget: float | None = _flag("frames: fraction of the full-frame dense LLM-prefill FLOPs")
+
+    def peer_settings(self) -> dict[str, Any]:
+        """The method settings given (``--window`` ...), by setting name."""
+        given = {"window": self.window, "fastv_layer": self.fastv_layer, "fastv_keep": self.fastv_keep,
+                 "frame_budget": self.frame_budget}
+        return {name: value for name, value in given.items() if value is not None}
+
+    def video(self) -> VideoSettings:
+        return VideoSettings(self.frames, self.fps, self.min_pixels, self.max_pixels)
+
+
+@dataclass
+class Prepared:
+    """What ``prepare`` checked and built: the benchmarks, their data root, the grid and the method."""
+
+    benchmarks: list[Benchmark]
+    root: Path
+    points: list[SweepPoint]
+    method: Method
+
+    @property
+    def names(self) -> str:
+        return "+".join(b.name for b in self.benchmarks)
 
 
 def resolve_root(benchmarks: list[Benchmark], given: Path | None) -> Path:
@@ -37,88 +99,76 @@ def resolve_root(benchmarks: list[Benchmark], given: Path | None) -> Path:
     return data_root(given)
 
 
-def _command(many: bool) -> Callable[..., None]:
-    """The ``run`` (``many=False``) or ``sweep`` command: the same flags, one point or a grid."""
+def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepared:
+    """Everything that needs no model, checked in order: the knobs (one point when ``single``, else a grid),
+    the tasks and their data, the method and its settings. Raises the user errors ``friendly`` turns into one
+    line."""
+    points = grid(knobs)
+    if single and len(points) > 1:
+        raise fail(f"{len(points)} configs given ({', '.join(p.name for p in points)}): "
+                   "use `adaspark-eval sweep` for lists of values")
+    benchmarks = parse_tasks(options.task)
+    root = resolve_root(benchmarks, options.data_root)
+    for check in check_data(benchmarks, root):
+        if check.missing:
+            typer.secho(f"warning: {check.benchmark}: {len(check.missing)} of {check.videos} videos missing; "
+                        f"their samples are recorded as errors (adaspark-eval data check --task {check.benchmark} "
+                        "lists them)", err=True, fg=typer.colors.YELLOW)
+    method = make_method(options.method, options.peer_settings())  # bad settings stop here, before the model loads
+    return Prepared(benchmarks, root, points, method)
 
-    @with_knobs(parse=False)
-    @friendly
-    def command(
-        knobs: dict[str, str],
-        task: Annotated[str, typer.Option(help="videomme, mlvu_dev, videoniah; comma-separated for several")],
-        model: Annotated[str, typer.Option(help="auto (the 7B in the local HF cache, else the embedded niah-small), "
-                                                "niah-small, tiny, a checkpoint directory, or a cached hub name")] = "auto",
-        data_root_dir: Annotated[Path | None, typer.Option(
-            "--data-root", envvar=DATA_ROOT_ENV,
-            help="the data root: <root>/<task>/... (see `data check`); VideoNIAH alone defaults to the demo set")] = None,
-        output: Annotated[Path | None, typer.Option(
-            help="run folder (sweep: the folder of its run folders); default under results/")] = None,
-        limit: Annotated[int | None, typer.Option(help="samples per task (for a quick look)")] = None,
-        device: Annotated[str | None, typer.Option(help="cuda, cuda:1, cpu (default: cuda when available)")] = None,
-        device_map: Annotated[str | None, typer.Option(
-            help="split the model over GPUs of this one process: auto (every visible GPU) or cuda:0,cuda:1 "
-                 "(README: Several GPUs)")] = None,
-        dtype: Annotated[str, typer.Option(help="bfloat16 | float16 | float32")] = "bfloat16",
-        fused_ops: Annotated[bool, typer.Option(
-            help="RMSNorm, rotary embedding and SiLU-and-multiply as fused kernels (GPU; README: GPU kernels)")] = False,
-        frames: Annotated[int, typer.Option(help="frames sampled per video (lmms-eval's max_num_frames)")] = 32,
-        fps: Annotated[float | None, typer.Option(help="sample frames at this rate instead of --frames")] = None,
-        min_pixels: Annotated[int, typer.Option(help="fewest pixels per frame")] = VideoSettings.min_pixels,
-        max_pixels: Annotated[int, typer.Option(help="most pixels per frame")] = VideoSettings.max_pixels,
-        share: Annotated[bool, typer.Option(help="sweep: decode and encode each video once for all points "
-                                                 "(--no-share: once per point, for latency comparisons)")] = True,
-        method: Annotated[str, typer.Option(help=f"{' | '.join(METHODS)}: AdaSpark or a peer method "
-                                                 "(README: Peer methods)")] = "adaspark",
-        window: Annotated[int | None, typer.Option(help="window: slabs of cube_t time steps read on each side")] = None,
-        fastv_layer: Annotated[int | None, typer.Option(help="fastv: prune after this layer (0-based)")] = None,
-        fastv_keep: Annotated[float | None, typer.Option(help="fastv: fraction of visual tokens kept")] = None,
-        frame_budget: Annotated[float | None, typer.Option(
-            help="frames: fraction of the full-frame dense LLM-prefill FLOPs")] = None,
-        num_processes: Annotated[int, typer.Option(
-            help="run: processes, one per device, samples shared out among them (README: Several GPUs)")] = 1,
-    ) -> None:
-        points = grid(knobs)
-        if not many and len(points) > 1:
-            raise fail(f"{len(points)} configs given ({', '.join(p.name for p in points)}): "
-                       "use `adaspark-eval sweep` for lists of values")
-        benchmarks = parse_tasks(task)
-        root = resolve_root(benchmarks, data_root_dir)
-        for check in check_data(benchmarks, root):
-            if check.missing:
-                typer.secho(f"warning: {check.benchmark}: {len(check.missing)} of {check.videos} videos missing; "
-                            f"their samples are recorded as errors (adaspark-eval data check --task {check.benchmark} "
-                            "lists them)", err=True, fg=typer.colors.YELLOW)
-        names = "+".join(b.name for b in benchmarks)
-        settings = {name: value for name, value in {"window": window, "fastv_layer": fastv_layer,
-                    "fastv_keep": fastv_keep, "frame_budget": frame_budget}.items() if value is not None}
-        make_method(method, settings)  # bad settings stop here, before the model loads
-        if many and (num_processes > 1 or world_size() > 1):
-            raise fail("sweep runs in one process: evaluate its points with `run --num-processes`")
-        if device_map is not None and num_processes > 1:
-            raise fail("--device-map splits one process's model over GPUs; with --num-processes each process holds "
-                       "one GPU: pass one of them")
-        if num_processes > 1 and world_size() == 1:  # the launcher: the same command in each process
-            raise typer.Exit(launch(num_processes, sys.argv[1:]))
-        lm = AdaSparkLMM(pretrained=model, device=device, device_map=device_map, dtype=dtype, fused_ops=fused_ops,
-                         max_num_frames=frames, fps=fps,
-                         min_pixels=min_pixels, max_pixels=max_pixels, method=method, **settings,
-                         **points[0].config.to_dict())
-        if many:
-            tag = hashlib.sha1("|".join(lm.config_key + p.name for p in points).encode()).hexdigest()[:8]
-            folder = output or Path("results") / f"sweep-{names}-{tag}"
-            sweep(lm, benchmarks, root, points, folder, limit=limit, share=share)
-        else:
-            folder = output or Path("results") / f"{names}-{lm.config_key}"
-            lm.store = lm.open_store(folder)
-            evaluate(lm, benchmarks, root, limit=limit)
-        if lm.rank == 0:
-            _print_overview(folder)
-        leave()
 
-    command.__doc__ = (
-        "Evaluate a grid of configs (comma-separated values on any knob), one run folder each; each video is "
-        "decoded and encoded once for all points." if many else
-        "Check the data, evaluate one config through lmms-eval, write samples.jsonl and summary.json.")
-    return command
+def load_lmm(prepared: Prepared, options: RunOptions) -> AdaSparkLMM:
+    """The model of the first point (a sweep switches knobs between points without reloading)."""
+    return AdaSparkLMM(pretrained=options.model, config=prepared.points[0].config, method=prepared.method,
+                       video=options.video(), device=options.device, device_map=options.device_map,
+                       dtype=options.dtype, fused_ops=options.fused_ops)
+
+
+@with_knobs(parse=False)
+@with_options(RunOptions, "options")
+@friendly
+def run_command(
+    knobs: dict[str, str],
+    options: RunOptions,
+    num_processes: Annotated[int, typer.Option(
+        help="processes, one per device, samples shared out among them (docs/multi-gpu.md)")] = 1,
+) -> None:
+    """Check the data, evaluate one config through lmms-eval, write samples.jsonl and summary.json."""
+    prepared = prepare(knobs, options, single=True)
+    if options.device_map is not None and num_processes > 1:
+        raise fail("--device-map splits one process's model over GPUs; with --num-processes each process holds "
+                   "one GPU: pass one of them")
+    if num_processes > 1 and world_size() == 1:  # the launcher: the same command in each process
+        raise typer.Exit(launch(num_processes, sys.argv[1:]))
+    lm = load_lmm(prepared, options)
+    folder = options.output or Path("results") / f"{prepared.names}-{lm.config_key}"
+    lm.store = lm.open_store(folder)
+    evaluate(lm, prepared.benchmarks, prepared.root, limit=options.limit)
+    if lm.rank == 0:
+        _print_overview(folder)
+    leave()
+
+
+@with_knobs(parse=False)
+@with_options(RunOptions, "options")
+@friendly
+def sweep_command(
+    knobs: dict[str, str],
+    options: RunOptions,
+    share: Annotated[bool, typer.Option(help="decode and encode each video once for all points "
+                                             "(--no-share: once per point, for latency comparisons)")] = True,
+) -> None:
+    """Evaluate a grid of configs (comma-separated values on any knob), one run folder each; each video is
+    decoded and encoded once for all points."""
+    prepared = prepare(knobs, options, single=False)
+    if world_size() > 1:
+        raise fail("sweep runs in one process: evaluate its points with `run --num-processes`")
+    lm = load_lmm(prepared, options)
+    tag = short_hash("|".join(lm.config_key + p.name for p in prepared.points), length=8)
+    folder = options.output or Path("results") / f"sweep-{prepared.names}-{tag}"
+    sweep(lm, prepared.benchmarks, prepared.root, prepared.points, folder, limit=options.limit, share=share)
+    _print_overview(folder)
 
 
 def _print_overview(folder: Path) -> None:
@@ -128,7 +178,3 @@ def _print_overview(folder: Path) -> None:
     for task in ordered_tasks(results.samples["task"]):
         typer.echo(render({f"{task}: score (%) and cost ({FLOPS_NOTE})": task_table(results, task)}, "markdown"))
     typer.echo(f"results: {folder}")
-
-
-run_command: Any = _command(many=False)
-sweep_command: Any = _command(many=True)

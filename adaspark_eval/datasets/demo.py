@@ -3,13 +3,12 @@ demo set (``data.niah.presets.DEMO_NIAH``) once into the user's cache and evalua
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from adaspark_eval.config import short_hash
 from adaspark_eval.data.niah.generate import generate
 from adaspark_eval.data.niah.presets import DEMO_NIAH
 
@@ -22,7 +21,7 @@ def cache_dir() -> Path:
 def demo_root() -> Path:
     """A data root holding ``videoniah/`` with the demo set, generated on first use (atomically: a
     half-written set is never used)."""
-    tag = hashlib.sha1(json.dumps(asdict(DEMO_NIAH), sort_keys=True, default=str).encode()).hexdigest()[:10]
+    tag = short_hash(asdict(DEMO_NIAH), length=10)
     root = cache_dir() / f"demo-{tag}"
     if not (root / "videoniah").is_dir():
         partial = root.with_name(root.name + ".partial")

@@ -2,7 +2,7 @@
 local-data tasks, write the run folder's ``summary.json`` beside its ``samples.jsonl``.
 
     checks = check_data(benchmarks, root)          # stops on a missing dataset
-    lm = AdaSparkLMM(pretrained="tiny", output=folder, p=0.8)
+    lm = AdaSparkLMM(pretrained="tiny", config=AdaSparkConfig(p=0.8), output=folder)
     summary = evaluate(lm, benchmarks, root, limit=2)
     lm.configure(lm.config.replace(p=0.6))          # next config, same loaded model,
     lm.store = RunStore(other_folder)               # in its own run folder
@@ -21,7 +21,7 @@ from adaspark_eval.datasets.check import DataCheck, check_dataset
 from adaspark_eval.models.parallel import gather_served
 from adaspark_eval.evaluation.summary import build_summary
 from adaspark_eval.lmms.model import AdaSparkLMM
-from adaspark_eval.lmms.task import tasks_dir
+from adaspark_eval.lmms.task import task_manager
 from adaspark_eval.results.schema import RunSummary
 
 
@@ -52,13 +52,11 @@ def evaluate(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, limit
     writes and returns the summary of all ranks' samples, the others return ``None``.
     """
     from lmms_eval.evaluator import simple_evaluate
-    from lmms_eval.tasks import TaskManager
 
     lm.served = []
     with environment(DATA_ROOT_ENV, str(root)):
-        manager = TaskManager("WARNING", include_path=str(tasks_dir()), include_defaults=False)
         results = simple_evaluate(model=lm, tasks=[b.lmms_task for b in benchmarks], limit=limit,
-                                  gen_kwargs=gen_kwargs, task_manager=manager, log_samples=False, bootstrap_iters=0,
+                                  gen_kwargs=gen_kwargs, task_manager=task_manager(), log_samples=False, bootstrap_iters=0,
                                   verbosity="WARNING")
     served = gather_served(lm.served)  # every rank has answered its shard once this returns
     if lm.rank != 0:

@@ -22,7 +22,7 @@ from adaspark_eval.datasets import DATA_ROOT_ENV, Benchmark
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.evaluation.runner import environment, evaluate
 from adaspark_eval.lmms.model import AdaSparkLMM
-from adaspark_eval.lmms.task import tasks_dir
+from adaspark_eval.lmms.task import task_manager
 from adaspark_eval.results.schema import RunSummary
 from adaspark_eval.results.store import RunStore, write_json_atomic
 
@@ -98,11 +98,10 @@ def sweep(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, points: 
 def _requests(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, limit: int | float | None) -> list:
     """lmms-eval's requests for ``benchmarks``, built as its evaluator builds them (``lm.task_dict`` set)."""
     from lmms_eval.evaluator_utils import get_sample_size
-    from lmms_eval.tasks import TaskManager, get_task_dict
+    from lmms_eval.tasks import get_task_dict
 
     with environment(DATA_ROOT_ENV, str(root)):
-        manager = TaskManager("WARNING", include_path=str(tasks_dir()), include_defaults=False)
-        tasks = get_task_dict([b.lmms_task for b in benchmarks], manager, "chat")
+        tasks = get_task_dict([b.lmms_task for b in benchmarks], task_manager(), "chat")
     requests = []
     for name, task in tasks.items():
         lm.task_dict[name] = task.dataset

@@ -18,8 +18,6 @@ goes on.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -31,21 +29,19 @@ from lmms_eval.api.model import lmms
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from adaspark_eval.config import AdaSparkConfig, parse_bool, short_hash
+from adaspark_eval.data.video import VideoError, VideoSettings
 from adaspark_eval.datasets import BENCHMARKS, Benchmark
-from adaspark_eval.config import AdaSparkConfig, parse_bool
-from adaspark_eval.data.video import VideoError
-from adaspark_eval.models.parallel import join, world_size
-from adaspark_eval.models.memo import SampleMemo
 from adaspark_eval.flops.dims import ModelDims
-from adaspark_eval.data.video import VideoSettings
 from adaspark_eval.lmms.inputs import build_inputs
 from adaspark_eval.lmms.timing import GenerationTimer
-from adaspark_eval.methods import Method, make_method, split_settings
+from adaspark_eval.methods import Method, attach, make_method, split_settings
 from adaspark_eval.models.loading import AUTO, load_model
+from adaspark_eval.models.memo import SampleMemo
+from adaspark_eval.models.parallel import join, world_size
 from adaspark_eval.models.placement import parse_devices
 from adaspark_eval.results.schema import SampleRecord
 from adaspark_eval.results.store import RunStore, SampleKey, sample_key
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 METHOD = "adaspark"
 KNOBS = tuple(f.name for f in dataclasses.fields(AdaSparkConfig))
@@ -57,61 +53,45 @@ def run_key(config: AdaSparkConfig, model: str, video: VideoSettings, dtype: str
             fused_ops: bool = False) -> str:
     """``adaspark-<hash>``: the config key of results; changes with any knob, the model, the video
     reading, the dtype or fused ops, so results of another setup are never reused."""
-    payload = {"knobs": config.key(), "model": model, "video": dataclasses.asdict(video), "dtype": dtype}
+    payload: dict[str, Any] = {"knobs": config.key(), "model": model, "video": dataclasses.asdict(video),
+                               "dtype": dtype}
     if fused_ops:  # keys of runs without them stay as they were
         payload["fused_ops"] = True
     name = method.name if method is not None else METHOD
     if name != METHOD:  # a peer method's settings; AdaSpark runs keep the keys they had before methods
         payload["method"] = {"name": name, **method.settings()}
-    return f"{name}-" + hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{name}-{short_hash(payload)}"
 
 
 class AdaSparkLMM(lmms):
-    """The sparse Qwen2.5-VL as an lmms-eval chat model (``is_simple = False``)."""
+    """The sparse Qwen2.5-VL as an lmms-eval chat model (``is_simple = False``).
+
+    In Python it takes typed objects: ``AdaSparkLMM(pretrained="tiny", config=AdaSparkConfig(p=0.8),
+    method=make_method("fastv", {...}), video=VideoSettings(max_num_frames=16))``. lmms-eval's text
+    ``model_args`` are parsed once, at that boundary (``from_model_args``).
+    """
 
     is_simple = False
 
     def __init__(
         self,
         pretrained: str = AUTO,
+        config: AdaSparkConfig | None = None,
+        method: Method | None = None,
+        video: VideoSettings | None = None,
         device: str | None = None,
         device_map: str | None = None,
         dtype: str = "bfloat16",
-        fused_ops: bool | str = False,
-        max_num_frames: int = 32,
-        fps: float | None = None,
-        min_pixels: int = VideoSettings.min_pixels,
-        max_pixels: int = VideoSettings.max_pixels,
+        fused_ops: bool = False,
         output: str | Path | None = None,
-        batch_size: int | str = 1,
-        max_batch_size: int | None = None,  # passed by lmms-eval's evaluator; one sample at a time here
-        method: str = METHOD,
-        **knobs: Any,
     ) -> None:
         super().__init__()
-        settings, knobs = split_settings(knobs)
-        unknown = sorted(set(knobs) - set(KNOBS))
-        if unknown:
-            raise ValueError(f"unknown adaspark model arg(s) {unknown}: pass {', '.join(MODEL_ARGS)}, a method "
-                             f"setting or an AdaSpark knob ({', '.join(KNOBS)})")
-        if str(batch_size) != "1":
-            raise ValueError(f"adaspark runs one sample at a time (batch_size={batch_size}): pass --batch_size 1")
-        config = AdaSparkConfig.from_dict({k: _knob_text(v) for k, v in knobs.items()})
-        self.method = make_method(str(method), {k: _knob_text(v) for k, v in settings.items()})
-        self.model_name = str(pretrained)
+        self.method = method or make_method(METHOD)
+        self.base_video = video or VideoSettings()  # as given; ``video``: as the method reads videos
         self.dtype = str(dtype)
-        self.fused_ops = parse_bool(fused_ops)
-        devices = parse_devices(str(device_map).replace(";", ",")) if device_map else None
-        if devices and world_size() > 1:
-            raise ValueError("device_map splits one process's model over several GPUs; under a launcher each process "
-                             "holds one GPU: pass --device-map or --num-processes, not both")
-        accelerator, self._device = join(device)  # under a launcher: this rank's device
-        if accelerator is not None:  # lmms-eval's evaluator gathers through it
-            self.accelerator = accelerator
-            self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
-        self.base_video = VideoSettings(int(max_num_frames), None if fps is None else float(fps), int(min_pixels),
-                                        int(max_pixels))  # as given; ``video``: as the method reads videos
-        self.loaded = load_model(self.model_name, device=str(self._device), dtype=self.dtype, devices=devices,
+        self.fused_ops = bool(fused_ops)
+        devices = self._place(device, device_map)
+        self.loaded = load_model(str(pretrained), device=str(self._device), dtype=self.dtype, devices=devices,
                                  fused_ops=self.fused_ops)
         self._device = self.loaded.device  # where inputs go: the first GPU of a device map
         self.devices = {parameter.device for parameter in self.loaded.model.parameters()}
@@ -119,11 +99,64 @@ class AdaSparkLMM(lmms):
         for sizes in (self.loaded.processor.image_processor, self.loaded.processor.video_processor):
             sizes.size = {"shortest_edge": self.base_video.min_pixels, "longest_edge": self.base_video.max_pixels}
         self.dims = ModelDims.from_config(self.loaded.model.config)
-        self.sparse = SparseRuntime.attach(self.loaded.model, self.method.config(config))
-        self.configure(config)
+        self.sparse = attach(self.loaded.model, self.method, config or AdaSparkConfig())  # the one attach
+        self._derive()
         self.store = self.open_store(output if output is not None else Path("results") / self.config_key)
         self.shared = SampleMemo()  # one sample's memo; a sweep keeps it across its points
         self.served: list[SampleKey] = []
+
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict[str, Any] | None = None) -> AdaSparkLMM:
+        """lmms-eval's constructor: ``--model_args`` text (``k=v,...``) plus its own batch size and device."""
+        from lmms_eval.utils import simple_parse_args_string
+
+        return cls.from_model_args({**simple_parse_args_string(arg_string),
+                                    **{k: v for k, v in (additional_config or {}).items() if v is not None}})
+
+    @classmethod
+    def from_model_args(cls, args: dict[str, Any]) -> AdaSparkLMM:
+        """The model from lmms-eval ``model_args`` (values as lmms-eval parses them: text, bool, int, float):
+        ``MODEL_ARGS``, the method's settings and AdaSpark knobs; ``ValueError`` naming the fix otherwise."""
+        args = dict(args)
+        batch_size = args.pop("batch_size", 1)
+        args.pop("max_batch_size", None)  # passed by lmms-eval's evaluator; one sample at a time here
+        if str(batch_size) != "1":
+            raise ValueError(f"adaspark runs one sample at a time (batch_size={batch_size}): pass --batch_size 1")
+        settings, rest = split_settings(args)
+        knobs = {k: v for k, v in rest.items() if k in KNOBS}
+        unknown = sorted(set(rest) - set(knobs) - set(MODEL_ARGS))
+        if unknown:
+            raise ValueError(f"unknown adaspark model arg(s) {unknown}: pass {', '.join(MODEL_ARGS)}, a method "
+                             f"setting or an AdaSpark knob ({', '.join(KNOBS)})")
+        fps = rest.get("fps")
+        video = VideoSettings(int(rest.get("max_num_frames", VideoSettings.max_num_frames)),
+                              None if fps is None else float(fps),
+                              int(rest.get("min_pixels", VideoSettings.min_pixels)),
+                              int(rest.get("max_pixels", VideoSettings.max_pixels)))
+        return cls(pretrained=str(rest.get("pretrained", AUTO)),
+                   config=AdaSparkConfig.from_dict({k: _text(v) for k, v in knobs.items()}),
+                   method=make_method(str(rest.get("method", METHOD)), {k: _text(v) for k, v in settings.items()}),
+                   video=video, device=rest.get("device"), device_map=rest.get("device_map"),
+                   dtype=str(rest.get("dtype", "bfloat16")), fused_ops=parse_bool(rest.get("fused_ops", False)),
+                   output=rest.get("output"))
+
+    def _place(self, device: str | None, device_map: str | None) -> list[torch.device] | None:
+        """This process's device (under a launcher: its rank's), and the GPUs of a device map, if any."""
+        devices = parse_devices(str(device_map).replace(";", ",")) if device_map else None
+        if devices and world_size() > 1:
+            raise ValueError("device_map splits one process's model over several GPUs; under a launcher each process "
+                             "holds one GPU: pass --device-map or --num-processes, not both")
+        accelerator, self._device = join(device)
+        if accelerator is not None:  # lmms-eval's evaluator gathers through it
+            self.accelerator = accelerator
+            self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
+        return devices
+
+    def _derive(self) -> None:
+        """What follows from the method and knobs in force: how videos are read, and the results key."""
+        self.video = self.method.video(self.base_video, self.dims)
+        self.config_key = run_key(self.sparse.config, self.model_name, self.base_video, self.dtype, self.method,
+                                  self.fused_ops)
 
     def open_store(self, folder: str | Path) -> RunStore:
         """The run folder ``folder`` as this process writes it (its rank's samples file)."""
@@ -138,9 +171,7 @@ class AdaSparkLMM(lmms):
         self.method = method or self.method
         self.sparse.config = self.method.config(config)
         self.sparse.rule = self.method.rule(self.sparse)
-        self.video = self.method.video(self.base_video, self.dims)
-        self.config_key = run_key(self.sparse.config, self.model_name, self.base_video, self.dtype, self.method,
-                                  self.fused_ops)
+        self._derive()
 
     @property
     def device(self) -> torch.device:
@@ -247,6 +278,6 @@ def _on_device(built: tuple[Any, str], device: torch.device) -> tuple[Any, str]:
     return inputs.to(device), prompt
 
 
-def _knob_text(value: Any) -> Any:
-    """lmms-eval parses ``k=v`` values into bool/int/float; the config parses knobs from text."""
+def _text(value: Any) -> Any:
+    """lmms-eval parses ``k=v`` values into bool/int/float; knobs and method settings are read from text."""
     return str(value) if isinstance(value, (bool, int, float)) else value

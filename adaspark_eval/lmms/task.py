@@ -31,6 +31,13 @@ def tasks_dir() -> Path:
     return folder
 
 
+def task_manager() -> Any:
+    """lmms-eval's ``TaskManager`` over this package's task YAMLs only (its built-in tasks read the Hub)."""
+    from lmms_eval.tasks import TaskManager
+
+    return TaskManager("WARNING", include_path=str(tasks_dir()), include_defaults=False)
+
+
 class LocalVideoTask(ConfigurableMessagesTask):
     """A chat-style lmms-eval task whose docs come from ``Benchmark.read_docs`` of the local data root."""
 

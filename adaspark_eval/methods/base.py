@@ -14,13 +14,11 @@ overrides of four hooks, each a no-op here:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
 
-from adaspark_eval.config import AdaSparkConfig, ConfigError
+from adaspark_eval.config import AdaSparkConfig, ConfigError, short_hash
 from adaspark_eval.flops.counter import GridsLike, count_sample
 from adaspark_eval.flops.dims import ModelDims
 from adaspark_eval.flops.sample import SampleFlops
@@ -73,8 +71,7 @@ class Method:
 
     def key(self) -> str:
         """Short stable hash of the name and settings."""
-        payload = json.dumps({"method": self.name, **self.settings()}, sort_keys=True)
-        return hashlib.sha1(payload.encode()).hexdigest()[:12]
+        return short_hash({"method": self.name, **self.settings()})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Method:

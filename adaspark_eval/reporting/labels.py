@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-from adaspark_eval.config import AdaSparkConfig
-
-# knobs that change how a result is computed (memory, kernels), not the result: left out of config keys
-IGNORED_KNOBS = tuple(f.name for f in dataclasses.fields(AdaSparkConfig) if not f.compare)
+from adaspark_eval.config import RESULT_NEUTRAL, AdaSparkConfig
 
 
 def flat_knobs(config: dict[str, Any]) -> dict[str, Any]:
@@ -28,7 +24,7 @@ DEFAULT_KNOBS = flat_knobs(AdaSparkConfig().to_dict())
 def changed_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
     """The knobs of ``knobs`` (flat) that differ from AdaSpark's defaults; unknown names always count."""
     return {name: value for name, value in knobs.items()
-            if name not in IGNORED_KNOBS and (name not in DEFAULT_KNOBS or DEFAULT_KNOBS[name] != value)}
+            if name not in RESULT_NEUTRAL and (name not in DEFAULT_KNOBS or DEFAULT_KNOBS[name] != value)}
 
 
 def config_label(method: str, knobs: dict[str, Any]) -> str:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from adaspark_eval.reporting.aggregate import MAIN_SERIES, configs, costs, ordered_tasks, points
-from adaspark_eval.reporting.labels import DEFAULT_KNOBS, IGNORED_KNOBS
+from adaspark_eval.config import RESULT_NEUTRAL
+from adaspark_eval.reporting.labels import DEFAULT_KNOBS
 from adaspark_eval.reporting.load import Results
 
 TASK_NAMES = {"videomme": "VideoMME", "mlvu_dev": "MLVU dev", "videoniah": "VideoNIAH"}
@@ -98,7 +99,7 @@ def ablation_table(results: Results, ablation: Ablation) -> pd.DataFrame:
     left blank where a fixed ratio replaces it); empty when the runs hold no such ablation."""
     table = configs(results)
     adaspark = table[table["method"] == "adaspark"]
-    shared = [k for k in DEFAULT_KNOBS if k in adaspark and k not in (*ablation.knobs, "p", *IGNORED_KNOBS)]
+    shared = [k for k in DEFAULT_KNOBS if k in adaspark and k not in (*ablation.knobs, "p", *RESULT_NEUTRAL)]
     chosen: set[str] = set()
     for _, group in adaspark.groupby(shared, dropna=False, sort=False):
         if ablation.same_p:

@@ -11,6 +11,8 @@ import pytest
 
 from adaspark_eval.datasets import DatasetMissing, get_benchmark, parse_tasks
 from adaspark_eval.evaluation.runner import check_data, evaluate
+from adaspark_eval.config import AdaSparkConfig
+from adaspark_eval.data.video import VideoSettings
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.results.store import REQUIRED_FIELDS, SAMPLES, SUMMARY, read_samples
 
@@ -19,8 +21,8 @@ FAST = "max_new_tokens=2"
 
 
 def tiny_lm(output: Path, **knobs) -> AdaSparkLMM:
-    return AdaSparkLMM(pretrained="tiny", device="cpu", dtype="float32", min_pixels=3136, max_pixels=15680,
-                       output=output, **knobs)
+    return AdaSparkLMM(pretrained="tiny", config=AdaSparkConfig(**knobs), device="cpu", dtype="float32",
+                       video=VideoSettings(min_pixels=3136, max_pixels=15680), output=output)
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,12 @@ from adaspark_eval.datasets import get_benchmark
 from adaspark_eval.config import AdaSparkConfig, ConfigError
 from adaspark_eval.evaluation.runner import evaluate
 from adaspark_eval.evaluation.sweep import grid, sweep
+from adaspark_eval.data.video import VideoSettings
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.results.store import RunStore, read_samples
 
-FAST = {"pretrained": "tiny", "device": "cpu", "dtype": "float32", "min_pixels": 3136, "max_pixels": 15680}
+FAST = {"pretrained": "tiny", "device": "cpu", "dtype": "float32",
+        "video": VideoSettings(min_pixels=3136, max_pixels=15680)}
 
 
 def test_grid_is_the_product_of_the_listed_knobs():

@@ -24,7 +24,7 @@ def test_registry_resolves_adaspark_to_the_chat_class() -> None:
 
 def test_bad_model_arg_is_one_line_naming_the_args() -> None:
     with pytest.raises(ValueError, match=r"unknown adaspark model arg\(s\) \['frames'\]: pass pretrained"):
-        AdaSparkLMM(pretrained="tiny", frames=8)
+        AdaSparkLMM.from_model_args({"pretrained": "tiny", "frames": 8})
 
 
 def test_python_m_lmms_eval(benchmark_root: Path, tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from adaspark_eval.datasets import get_benchmark
+from adaspark_eval.config import AdaSparkConfig
+from adaspark_eval.data.video import VideoSettings
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.lmms.task import tasks_dir
 from adaspark_eval.models.tiny import build_tiny
@@ -43,13 +45,14 @@ def test_p1_matches_lmms_eval_qwen2_5_vl(checkpoint: Path, benchmark_root: Path,
     stock_args = ",".join([f"pretrained={checkpoint}", "device=cpu", "device_map=cpu",
                            *(f"{k}={v}" for k, v in PIXELS.items())])
     stock = predictions("qwen2_5_vl", stock_args, benchmark_root, monkeypatch)
-    ours = AdaSparkLMM(pretrained=str(checkpoint), device="cpu", dtype="bfloat16", output=tmp_path / "run", p=1.0,
-                       **PIXELS)
+    ours = AdaSparkLMM(pretrained=str(checkpoint), config=AdaSparkConfig(p=1.0), video=VideoSettings(**PIXELS),
+                       device="cpu", dtype="bfloat16", output=tmp_path / "run")
     sparse = predictions(ours, None, benchmark_root, monkeypatch)
     assert len(stock) == 4 and any(stock.values())
     assert sparse == stock
     assert sorted(r["prediction"] for r in ours.store.records.values()) == sorted(stock.values())
     # the comparison has power: reading 2 frames instead of the stock 4 changes the answers
-    fewer_frames = AdaSparkLMM(pretrained=str(checkpoint), device="cpu", dtype="bfloat16", output=tmp_path / "other",
-                               p=1.0, max_num_frames=2, **PIXELS)
+    fewer_frames = AdaSparkLMM(pretrained=str(checkpoint), config=AdaSparkConfig(p=1.0),
+                               video=VideoSettings(max_num_frames=2, **PIXELS), device="cpu", dtype="bfloat16",
+                               output=tmp_path / "other")
     assert predictions(fewer_frames, None, benchmark_root, monkeypatch) != stock
