@@ -1,4 +1,4 @@
-"""One object for every AdaSpark knob of ``METHOD.md``.
+"""One object for every AdaSpark knob of the method (``docs/method.md``).
 
 The config is a frozen dataclass: validated once at construction, hashable, and serialisable to a
 flat dict (the form used by CLI flags, lmms-eval ``model_args`` and result keys).
@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class AdaSparkConfig:
-    """Every AdaSpark knob. Defaults are METHOD.md's reading of the paper.
+    """Every AdaSpark knob. Defaults are the paper's settings as docs/method.md reads them.
 
     ``p`` drives both modules unless ``p_attn`` / ``p_ffn`` override it. ``fixed_ratio`` replaces
     top-p by "keep this fraction" in both modules (the paper's ablation). ``cube`` is

@@ -17,12 +17,13 @@ import typer
 
 from adaspark_eval.cli.common import fail, friendly, with_knobs, with_options
 from adaspark_eval.config import short_hash
+from adaspark_eval.data.frame_cache import DEFAULT_MAX_GB, FrameCache, gb_to_bytes
 from adaspark_eval.data.video import VideoSettings
 from adaspark_eval.datasets import DATA_ROOT_ENV, Benchmark, data_root, parse_tasks
 from adaspark_eval.datasets.demo import demo_root
 from adaspark_eval.evaluation.runner import check_data, evaluate
 from adaspark_eval.evaluation.sweep import SweepPoint, grid, sweep
-from adaspark_eval.lmms.model import AdaSparkLMM
+from adaspark_eval.lmms.model import AdaSparkLMM, auto_workers
 from adaspark_eval.methods import METHODS, Method, make_method
 from adaspark_eval.models.parallel import launch, leave, world_size
 from adaspark_eval.reporting.aggregate import ordered_tasks
@@ -65,6 +66,13 @@ class RunOptions:
     fastv_layer: int | None = _flag("fastv: prune after this layer (0-based)")
     fastv_keep: float | None = _flag("fastv: fraction of visual tokens kept")
     frame_budget: float | None = _flag("frames: fraction of the full-frame dense LLM-prefill FLOPs")
+    workers: int | None = _flag("processes preparing the next samples (decode, resize, processor) while the model "
+                                "runs; 0: in this process; default: from the CPU count (docs/evaluation.md)")
+    frame_cache: Path | None = _flag("folder of the persistent frame cache (default ~/.cache/adaspark-eval/frames)")
+    no_frame_cache: bool = field(default=False, metadata={"help": "decode every video, store nothing",
+                                                          "names": ("--no-frame-cache",)})
+    frame_cache_max_gb: float = field(default=DEFAULT_MAX_GB, metadata={
+        "help": "the frame cache's size limit; least recently used entries go first"})
 
     def peer_settings(self) -> dict[str, Any]:
         """The method settings given (``--window`` ...), by setting name."""
@@ -75,6 +83,19 @@ class RunOptions:
     def video(self) -> VideoSettings:
         return VideoSettings(self.frames, self.fps, self.min_pixels, self.max_pixels)
 
+    def cache(self) -> FrameCache | None:
+        """The frame cache asked for (None with ``--no-frame-cache``)."""
+        if self.no_frame_cache:
+            if self.frame_cache is not None:
+                raise fail("--frame-cache and --no-frame-cache contradict each other: pass one of them")
+            return None
+        return FrameCache(self.frame_cache, gb_to_bytes(self.frame_cache_max_gb))
+
+    def worker_count(self) -> int:
+        if self.workers is not None and self.workers < 0:
+            raise fail(f"--workers {self.workers}: pass 0 (decode in this process) or more worker processes")
+        return auto_workers() if self.workers is None else self.workers
+
 
 @dataclass
 class Prepared:
@@ -84,6 +105,8 @@ class Prepared:
     root: Path
     points: list[SweepPoint]
     method: Method
+    frame_cache: FrameCache | None
+    workers: int
 
     @property
     def names(self) -> str:
@@ -115,14 +138,15 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
                         f"their samples are recorded as errors (adaspark-eval data check --task {check.benchmark} "
                         "lists them)", err=True, fg=typer.colors.YELLOW)
     method = make_method(options.method, options.peer_settings())  # bad settings stop here, before the model loads
-    return Prepared(benchmarks, root, points, method)
+    return Prepared(benchmarks, root, points, method, options.cache(), options.worker_count())
 
 
 def load_lmm(prepared: Prepared, options: RunOptions) -> AdaSparkLMM:
     """The model of the first point (a sweep switches knobs between points without reloading)."""
     return AdaSparkLMM(pretrained=options.model, config=prepared.points[0].config, method=prepared.method,
                        video=options.video(), device=options.device, device_map=options.device_map,
-                       dtype=options.dtype, fused_ops=options.fused_ops)
+                       dtype=options.dtype, fused_ops=options.fused_ops, workers=prepared.workers,
+                       frame_cache=prepared.frame_cache)
 
 
 @with_knobs(parse=False)

@@ -15,8 +15,7 @@ from contextlib import nullcontext
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from tqdm import tqdm
+from typing import Any
 
 from adaspark_eval.datasets import DATA_ROOT_ENV, Benchmark
 from adaspark_eval.config import AdaSparkConfig
@@ -64,20 +63,25 @@ def sweep(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, points: 
           limit: int | float | None = None, share: bool = True) -> list[RunSummary]:
     """Evaluate every point; returns their summaries (also in each point's ``summary.json``) and writes
     ``out/sweep.json`` (points, folders, shared-work counts, seconds)."""
-    stores = []
+    stores, keys = [], []
     for point in points:
         lm.configure(point.config)
         stores.append(RunStore(point_folder(out, point, lm.config_key)))
+        keys.append(lm.config_key)
     started = time.perf_counter()
     requests = _requests(lm, benchmarks, root, limit)
+
+    def pending(request: Any) -> bool:  # prepared once if any point still needs it
+        return any(lm.pending(request, key, store) for key, store in zip(keys, stores))
+
     with environment(DATA_ROOT_ENV, str(root)), (
             lm.shared.vision_encoder(lm.loaded.model.model) if share else nullcontext()):
-        for request in tqdm(requests, desc=f"sweep ({len(points)} points)", unit="sample"):
+        for request, prepared in lm.prepared(requests, pending, desc=f"sweep ({len(points)} points)"):
             lm.shared.next_sample()
-            for point, store in zip(points, stores):
+            for index, (point, store) in enumerate(zip(points, stores)):
                 lm.configure(point.config)
                 lm.store = store
-                lm.answer_request(request)
+                lm.answer_request(request, prepared if share or index == 0 else None)  # --no-share: decode again
                 if not share:
                     lm.shared.next_sample()
     answered = time.perf_counter() - started

@@ -7,7 +7,11 @@ process, ``models.placement``), ``dtype``, ``fused_ops`` (``true``: RMSNorm, rot
 in fused kernels, ``models.fused``; GPU only), ``max_num_frames``, ``fps``, ``min_pixels``, ``max_pixels`` (video reading
 as lmms-eval's stock ``qwen2_5_vl``, see ``inputs``), ``output`` (run folder; default
 ``results/<config_key>``), every AdaSpark knob (``p=0.8``, ``cube=4x4x4``, ``dense_layers=0;1``, ...), and
-``method`` (``adaspark``, or a peer: ``adaspark_eval.methods``) with its settings (``window=1``, ...).
+``method`` (``adaspark``, or a peer: ``adaspark_eval.methods``) with its settings (``window=1``, ...),
+``workers`` (processes preparing the next samples' inputs: decoding, resizing, the processor; ``0`` = in this
+process; default ``auto``, from the CPU count) and ``frame_cache`` (folder of the persistent frame cache,
+default ``~/.cache/adaspark-eval/frames``; ``none`` = off) with ``frame_cache_max_gb``. Neither changes a
+record (latencies aside), so neither enters the config key.
 
 A sample already in the run folder under the same key (task, sample id, config key) is answered from
 there without computing; a stored error is tried again. A missing or undecodable video makes that
@@ -18,7 +22,9 @@ goes on.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,10 +36,13 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from adaspark_eval.config import AdaSparkConfig, parse_bool, short_hash
+from adaspark_eval.data.frame_cache import DEFAULT_MAX_GB, FrameCache, gb_to_bytes
+from adaspark_eval.data.prefetch import Outcome, Prefetcher, WorkerDied, default_workers
 from adaspark_eval.data.video import VideoError, VideoSettings
 from adaspark_eval.datasets import BENCHMARKS, Benchmark
 from adaspark_eval.flops.dims import ModelDims
-from adaspark_eval.lmms.inputs import build_inputs
+from adaspark_eval.lmms.inputs import PreparedInputs
+from adaspark_eval.lmms.prepare import SampleJob, prepare, start_worker
 from adaspark_eval.lmms.timing import GenerationTimer
 from adaspark_eval.methods import Method, attach, make_method, split_settings
 from adaspark_eval.models.loading import AUTO, load_model
@@ -46,7 +55,8 @@ from adaspark_eval.results.store import RunStore, SampleKey, sample_key
 METHOD = "adaspark"
 KNOBS = tuple(f.name for f in dataclasses.fields(AdaSparkConfig))
 MODEL_ARGS = ("pretrained", "device", "device_map", "dtype", "fused_ops", "max_num_frames", "fps", "min_pixels",
-              "max_pixels", "output", "method")
+              "max_pixels", "output", "method", "workers", "frame_cache", "frame_cache_max_gb")
+AUTO_WORKERS = "auto"  # workers=auto: ``data.prefetch.default_workers`` shared among the ranks of this machine
 
 
 def run_key(config: AdaSparkConfig, model: str, video: VideoSettings, dtype: str, method: Method | None = None,
@@ -84,8 +94,13 @@ class AdaSparkLMM(lmms):
         dtype: str = "bfloat16",
         fused_ops: bool = False,
         output: str | Path | None = None,
+        workers: int = 0,
+        frame_cache: FrameCache | None = None,
     ) -> None:
         super().__init__()
+        if workers < 0:
+            raise ValueError(f"workers={workers}: pass 0 (decode in this process) or more worker processes")
+        self.workers, self.frame_cache = int(workers), frame_cache
         self.method = method or make_method(METHOD)
         self.base_video = video or VideoSettings()  # as given; ``video``: as the method reads videos
         self.dtype = str(dtype)
@@ -104,6 +119,10 @@ class AdaSparkLMM(lmms):
         self.store = self.open_store(output if output is not None else Path("results") / self.config_key)
         self.shared = SampleMemo()  # one sample's memo; a sweep keeps it across its points
         self.served: list[SampleKey] = []
+        self.preparer = Prefetcher(prepare, self.workers, initializer=start_worker,
+                                   initargs=(self.loaded.processor, self.frame_cache))
+        if self.workers:
+            self.preparer.start()  # the workers import and set up while lmms-eval builds its tasks
 
     @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: dict[str, Any] | None = None) -> AdaSparkLMM:
@@ -129,6 +148,11 @@ class AdaSparkLMM(lmms):
             raise ValueError(f"unknown adaspark model arg(s) {unknown}: pass {', '.join(MODEL_ARGS)}, a method "
                              f"setting or an AdaSpark knob ({', '.join(KNOBS)})")
         fps = rest.get("fps")
+        workers = rest.get("workers", AUTO_WORKERS)
+        workers = auto_workers() if str(workers) == AUTO_WORKERS else int(workers)
+        cache_folder = rest.get("frame_cache")
+        frame_cache = None if str(cache_folder).lower() in ("none", "off", "false", "0") else FrameCache(
+            cache_folder, gb_to_bytes(float(rest.get("frame_cache_max_gb", DEFAULT_MAX_GB))))
         video = VideoSettings(int(rest.get("max_num_frames", VideoSettings.max_num_frames)),
                               None if fps is None else float(fps),
                               int(rest.get("min_pixels", VideoSettings.min_pixels)),
@@ -138,7 +162,7 @@ class AdaSparkLMM(lmms):
                    method=make_method(str(rest.get("method", METHOD)), {k: _text(v) for k, v in settings.items()}),
                    video=video, device=rest.get("device"), device_map=rest.get("device_map"),
                    dtype=str(rest.get("dtype", "bfloat16")), fused_ops=parse_bool(rest.get("fused_ops", False)),
-                   output=rest.get("output"))
+                   output=rest.get("output"), workers=workers, frame_cache=frame_cache)
 
     def _place(self, device: str | None, device_map: str | None) -> list[torch.device] | None:
         """This process's device (under a launcher: its rank's), and the GPUs of a device map, if any."""
@@ -192,25 +216,69 @@ class AdaSparkLMM(lmms):
         raise NotImplementedError("adaspark answers single-round generation tasks only")
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
-        """Answer each request (``args = (context, doc_to_messages, gen_kwargs, doc_id, task, split)``)."""
+        """Answer each request (``args = (context, doc_to_messages, gen_kwargs, doc_id, task, split)``), its
+        inputs prepared ``workers`` processes ahead."""
         answers = []
-        for request in tqdm(requests, desc="adaspark", disable=self.rank != 0):
+        for request, prepared in self.prepared(requests, self.pending):
             self.shared.next_sample()
-            answers.append(self.answer_request(request)["prediction"] or "")
+            answers.append(self.answer_request(request, prepared)["prediction"] or "")
         return answers
 
-    def answer_request(self, request: Instance) -> SampleRecord:
+    def request_ids(self, request: Instance) -> tuple[str, str]:
+        """(task, sample id) of a request, as its record names them."""
+        _, _, _, doc_id, task, split = request.args
+        doc = self.task_dict[task][split][doc_id]
+        benchmark: Benchmark | None = BENCHMARKS.get(doc.get("benchmark", ""))
+        return (benchmark.name, benchmark.sample_id(doc)) if benchmark else (task, str(doc_id))
+
+    def pending(self, request: Instance, config_key: str | None = None, store: RunStore | None = None) -> bool:
+        """Whether ``request`` still has to be computed under ``config_key`` in ``store`` (default: the
+        config and run folder in force): no record, or a stored error (tried again)."""
+        stored = (store or self.store).records.get((*self.request_ids(request), config_key or self.config_key))
+        return stored is None or stored["error"] is not None
+
+    def prepared(self, requests: Sequence[Instance], pending: Callable[[Instance], bool],
+                 desc: str = "adaspark") -> Iterator[tuple[Instance, Prepared | None]]:
+        """Each request in order with its inputs, prepared ahead by the workers (``None`` for one that
+        ``pending`` says is finished). Shows a progress bar with samples/min and the share of wall time
+        spent waiting for data."""
+        jobs = (SampleJob(self.messages(r), self.video) if pending(r) else None for r in requests)
+        progress = tqdm(total=len(requests), desc=desc, unit="sample", disable=self.rank != 0)
+        started, waited = time.perf_counter(), 0.0
+        outcomes = self.preparer.map(jobs)
+        try:
+            for request in requests:
+                before = time.perf_counter()
+                outcome = next(outcomes)[1]
+                wait_s = time.perf_counter() - before
+                waited += wait_s
+                yield request, (None if outcome.ok and outcome.value is None else Prepared(outcome, wait_s))
+                progress.update(1)
+                elapsed = time.perf_counter() - started
+                progress.set_postfix_str(f"{60 * progress.n / elapsed:.1f} samples/min, "
+                                         f"waiting for data {waited / elapsed:.0%}")
+        finally:
+            outcomes.close()
+            progress.close()
+
+    def messages(self, request: Instance) -> list[dict[str, Any]]:
+        """The lmms-eval chat messages of a request."""
+        _, doc_to_messages, _, doc_id, task, split = request.args
+        return doc_to_messages(self.task_dict[task][split][doc_id])
+
+    def answer_request(self, request: Instance, prepared: Prepared | None = None) -> SampleRecord:
         """``answer`` for one lmms-eval request."""
         _, doc_to_messages, gen_kwargs, doc_id, task, split = request.args
         doc = self.task_dict[task][split][doc_id]
-        return self.answer(task, doc_id, doc, partial(doc_to_messages, doc), gen_kwargs)
+        return self.answer(task, doc_id, doc, partial(doc_to_messages, doc), gen_kwargs, prepared)
 
     def answer(self, task: str, doc_id: int, doc: dict[str, Any], messages: Callable[[], list[dict[str, Any]]],
-               gen_kwargs: dict[str, Any]) -> SampleRecord:
+               gen_kwargs: dict[str, Any], prepared: Prepared | None = None) -> SampleRecord:
         """The record of one sample: from the run folder when finished there, else computed and stored.
 
         Args:
             messages: gives the sample's lmms-eval chat messages (not called when the sample is resumed).
+            prepared: its inputs as a worker prepared them; None: prepared here, now.
         """
         benchmark: Benchmark | None = BENCHMARKS.get(doc.get("benchmark", ""))
         record: SampleRecord = {
@@ -227,17 +295,35 @@ class AdaSparkLMM(lmms):
         if stored is not None and stored["error"] is None:
             return stored
         try:
-            inputs, record["prompt"] = self.shared.inputs(
-                key[:2], lambda: _on_device(build_inputs(self.loaded.processor, messages(), self.video), self.device))
-        except VideoError as error:
+            ready = self.shared.inputs(key[:2], lambda: self._ready(prepared, messages))
+        except (VideoError, WorkerDied) as error:
             record["error"] = str(error)
         else:
-            record.update(self._generate(inputs, gen_kwargs))
+            stages, ready.stages = ready.stages, {}  # preparation is counted once, by the first point using it
+            record["prompt"] = ready.prompt
+            record.update(self._generate(ready.inputs, gen_kwargs))
+            record["latency"] = {**record["latency"], **stages}
             if benchmark is not None:
                 judgement = benchmark.judge(doc, record["prediction"])
                 record["parsed"], record["correct"] = judgement.parsed, judgement.correct
         self.store.append(record)
         return record
+
+    def _ready(self, prepared: Prepared | None, messages: Callable[[], list[dict[str, Any]]]) -> Ready:
+        """The sample's inputs on the model's device, with the seconds their preparation took."""
+        wait_s = 0.0
+        if prepared is None:
+            start_worker(self.loaded.processor, self.frame_cache)
+            before = time.perf_counter()
+            built = prepare(SampleJob(messages(), self.video))
+            wait_s = time.perf_counter() - before  # prepared here: the model waited for all of it
+        else:
+            built, wait_s = prepared.outcome.get(), prepared.wait_s
+        assert built is not None
+        timings = built.timings
+        stages = {"decode_s": timings.decode_s, "cache_s": timings.cache_s, "processor_s": timings.processor_s,
+                  "wait_s": wait_s}
+        return Ready(built.inputs.to(self.device), built.prompt, {k: round(v, 6) for k, v in stages.items()})
 
     @torch.no_grad()
     def _generate(self, inputs: Any, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -273,9 +359,27 @@ class AdaSparkLMM(lmms):
         }
 
 
-def _on_device(built: tuple[Any, str], device: torch.device) -> tuple[Any, str]:
-    inputs, prompt = built
-    return inputs.to(device), prompt
+@dataclass(frozen=True)
+class Prepared:
+    """A worker's outcome for one request (the inputs, or the error that preparing them raised) and the
+    seconds the model waited for it."""
+
+    outcome: Outcome[PreparedInputs | None]
+    wait_s: float
+
+
+@dataclass
+class Ready:
+    """A sample's inputs on the model's device, its prompt, and the preparation seconds not yet recorded."""
+
+    inputs: Any
+    prompt: str
+    stages: dict[str, float]
+
+
+def auto_workers() -> int:
+    """Decode workers per process when none are asked for: the machine's share of each rank."""
+    return default_workers() // max(1, world_size())
 
 
 def _text(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""``adaspark``: the method of this project (METHOD.md), top-p over cubes and tokens, as its knobs say."""
+"""``adaspark``: the method of this project (docs/method.md), top-p over cubes and tokens, as its knobs say."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Method:
-    """A method: ``name`` (the ``--method`` value), ``summary`` (one line for help and the README), and its
+    """A method: ``name`` (the ``--method`` value), ``summary`` (one line for `--help` and docs/peers.md), and its
     settings as dataclass fields, each with a default."""
 
     name: ClassVar[str]

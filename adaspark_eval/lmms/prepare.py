@@ -1,0 +1,76 @@
+"""Samples prepared ahead of the model: the inputs of the next requests (video decoded and resized, or
+read from the frame cache, then the HF processor) are built in spawned worker processes
+(``data.prefetch.Prefetcher``) while the model answers the current one.
+
+A worker holds the processor and the frame cache in this module's ``_WORKER`` slot, set once by
+``start_worker``; ``prepare`` builds one ``SampleJob``. With ``workers=0`` both run in the caller, which
+is the serial path. The inputs do not depend on where they were built: the same function runs either way.
+
+Fault injection (tests only): with ``ADASPARK_KILL_PREPARING`` naming a file whose text is a piece of a
+video path, a worker preparing that video kills itself with SIGKILL, as a decoder crash or the OOM killer
+would; when the file's second line is ``once``, the file is removed first, so the retry succeeds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from multiprocessing import parent_process
+from pathlib import Path
+from typing import Any
+
+from adaspark_eval.data.frame_cache import FrameCache
+from adaspark_eval.data.video import VideoSettings
+from adaspark_eval.lmms.inputs import PreparedInputs, prepare_inputs
+
+KILL_ENV = "ADASPARK_KILL_PREPARING"
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    """What a worker needs for one request: its lmms-eval chat ``messages`` (text and file paths) and how
+    videos are read."""
+
+    messages: list[dict[str, Any]]
+    video: VideoSettings
+
+
+@dataclass
+class _Slot:
+    processor: Any = None
+    cache: FrameCache | None = None
+
+
+_WORKER = _Slot()
+
+
+def start_worker(processor: Any, cache: FrameCache | None) -> None:
+    """A worker's (or the inline caller's) one-time set-up: the processor and the frame cache it uses."""
+    _WORKER.processor, _WORKER.cache = processor, cache
+
+
+def prepare(job: SampleJob | None) -> PreparedInputs | None:
+    """The inputs of one job; None for no job (a request already answered in the run folder).
+
+    Raises:
+        VideoError: a video is missing or does not decode.
+    """
+    if job is None:
+        return None
+    _maybe_die(job)
+    return prepare_inputs(_WORKER.processor, job.messages, job.video, _WORKER.cache)
+
+
+def _maybe_die(job: SampleJob) -> None:
+    marker = os.environ.get(KILL_ENV)
+    if not marker or parent_process() is None:  # never the caller itself
+        return
+    try:
+        target, *rest = Path(marker).read_text().splitlines()
+    except (FileNotFoundError, ValueError):
+        return
+    if target and target in repr(job.messages):
+        if rest and rest[0].strip() == "once":
+            Path(marker).unlink(missing_ok=True)
+        os.kill(os.getpid(), signal.SIGKILL)
