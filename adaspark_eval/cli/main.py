@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from adaspark_eval.cli.cache_cmd import cache_app
 from adaspark_eval.cli.data_cmd import data_app
 from adaspark_eval.cli.flops_cmd import flops_command
 from adaspark_eval.cli.inspect_cmd import inspect_command
@@ -20,6 +21,7 @@ app.add_typer(data_app, name="data")
 app.command("flops")(flops_command)
 app.add_typer(niah_app, name="niah")
 app.add_typer(report_app, name="report")
+app.add_typer(cache_app, name="cache")
 
 
 @app.callback()

@@ -1,18 +1,33 @@
 """Qwen2.5-VL inputs of one lmms-eval chat request, read the way lmms-eval's stock ``qwen2_5_vl`` (chat)
 class reads them: the frame count is ``min(max_num_frames, frames in the file)`` floored to even (or
 ``fps`` when given), frames are decoded and resized by ``qwen_vl_utils`` (decord) within
-``[min_pixels, max_pixels]``, and the processor gets the frames with their metadata."""
+``[min_pixels, max_pixels]``, and the processor gets the frames with their metadata.
+
+With a ``data.frame_cache.FrameCache`` the decoded, resized frames of a single-video request are kept
+on disk: a later request for the same file and settings skips decoding. The inputs are bit-identical
+with and without the cache, cold or warm."""
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any
 
+import torch
+import torchvision
 from lmms_eval.protocol import ChatMessages
 from qwen_vl_utils import process_vision_info
+from qwen_vl_utils.vision_process import MODEL_SEQ_LEN, extract_vision_info, fetch_video, get_video_reader_backend
 from transformers import BatchFeature, Qwen2_5_VLProcessor
 
+from adaspark_eval.data.frame_cache import CachedFrames, FrameCache
 from adaspark_eval.data.video import VideoError, VideoSettings, probe_video
+
+IMAGE_PATCH_SIZE = 14
+"""Qwen2.5-VL's ViT patch: qwen_vl_utils' default, which the frame sizes are multiples of (x2)."""
 
 
 class _PerFrameCapNotice(logging.Filter):
@@ -26,33 +41,143 @@ class _PerFrameCapNotice(logging.Filter):
 logging.getLogger("qwen_vl_utils.vision_process").addFilter(_PerFrameCapNotice())
 
 
-def build_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]],
-                 settings: VideoSettings) -> tuple[BatchFeature, str]:
-    """Model inputs (batch of 1, on CPU) and the chat-templated prompt for one request's messages.
+@dataclass(frozen=True)
+class StageTimings:
+    """Seconds one request spent per stage.
+
+    Attributes:
+        decode_s: probing, reading and resizing the frames (0 on a cache hit).
+        cache_s: the video's cache identity, the lookup and load of an entry, and storing a new one.
+        processor_s: the HF processor call (normalising, patching, tokenising).
+    """
+
+    decode_s: float = 0.0
+    cache_s: float = 0.0
+    processor_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class PreparedInputs:
+    """Model inputs (batch of 1, on CPU), the chat-templated prompt, per-stage seconds, and whether the
+    frames came from the frame cache."""
+
+    inputs: BatchFeature
+    prompt: str
+    timings: StageTimings
+    cache_hit: bool
+
+
+def prepare_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]], settings: VideoSettings,
+                   cache: FrameCache | None = None) -> PreparedInputs:
+    """Model inputs and prompt for one request's messages, with the frames of a single-video request
+    (no images) taken from / stored into ``cache`` when given.
 
     Raises:
         VideoError: a video is missing or does not decode (one line, naming the file).
     """
     chat = ChatMessages(messages=messages)
-    _, videos, _ = chat.extract_media()
+    images, videos, _ = chat.extract_media()
     video_kwargs: dict[str, Any] = {"max_pixels": settings.max_pixels, "min_pixels": settings.min_pixels}
     if settings.fps is not None:
         video_kwargs["fps"] = settings.fps
-    elif videos:
-        frames = probe_video(videos[0]).frames
-        video_kwargs["nframes"] = max(2, min(settings.max_num_frames, frames) // 2 * 2)
+    decode_s = cache_s = 0.0
+    key: str | None = None
+    entry: CachedFrames | None = None
+    if cache is not None and len(videos) == 1 and not images:
+        start = time.perf_counter()
+        key = _cache_key(cache, chat, videos[0], settings, video_kwargs)
+        entry = cache.get(key) if key is not None else None
+        cache_s += time.perf_counter() - start
+    if settings.fps is None and videos:
+        if entry is not None:
+            video_kwargs["nframes"] = int(entry.frames.shape[0])
+        else:
+            start = time.perf_counter()
+            frames = probe_video(videos[0]).frames
+            decode_s += time.perf_counter() - start
+            video_kwargs["nframes"] = max(2, min(settings.max_num_frames, frames) // 2 * 2)
     hf_messages = [chat.to_hf_messages(video_kwargs=video_kwargs)]
     texts = processor.apply_chat_template(hf_messages, tokenize=False, add_generation_prompt=True)
-    try:
-        images, video_inputs, _ = process_vision_info(hf_messages, return_video_kwargs=True,
-                                                      return_video_metadata=True)
-    except Exception as error:  # qwen_vl_utils tries decord, then torchvision: either may raise anything
-        raise VideoError(f"video {videos[0] if videos else '?'} cannot be decoded "
-                         f"({str(error).splitlines()[0][:120] if str(error) else type(error).__name__}): "
-                         "replace the file with a valid mp4") from None
     metadata = None
-    if video_inputs is not None:
-        video_inputs, metadata = (list(x) for x in zip(*video_inputs))
-    inputs = processor(text=texts, images=images, videos=video_inputs, video_metadata=metadata, padding=True,
-                       padding_side="right", return_tensors="pt")
-    return inputs, texts[0]
+    if entry is not None:
+        image_inputs, video_inputs, metadata = None, [entry.frames], [entry.metadata]
+    elif cache is not None and key is not None:
+        start = time.perf_counter()
+        try:
+            (video, video_metadata), sample_fps = fetch_video(
+                extract_vision_info(hf_messages)[0], image_patch_size=IMAGE_PATCH_SIZE,
+                return_video_sample_fps=True, return_video_metadata=True)
+        except Exception as error:  # qwen_vl_utils tries decord, then torchvision: either may raise anything
+            raise _decode_error(videos, error) from None
+        image_inputs, video_inputs, metadata = None, [video], [video_metadata]
+        decode_s += time.perf_counter() - start
+        start = time.perf_counter()
+        cache.put(key, video, video_metadata, sample_fps)
+        cache_s += time.perf_counter() - start
+    else:
+        start = time.perf_counter()
+        try:
+            image_inputs, video_inputs, _ = process_vision_info(hf_messages, return_video_kwargs=True,
+                                                                return_video_metadata=True)
+        except Exception as error:  # qwen_vl_utils tries decord, then torchvision: either may raise anything
+            raise _decode_error(videos, error) from None
+        decode_s += time.perf_counter() - start
+        if video_inputs is not None:
+            video_inputs, metadata = (list(x) for x in zip(*video_inputs))
+    start = time.perf_counter()
+    inputs = processor(text=texts, images=image_inputs, videos=video_inputs, video_metadata=metadata,
+                       padding=True, padding_side="right", return_tensors="pt")
+    processor_s = time.perf_counter() - start
+    return PreparedInputs(inputs, texts[0], StageTimings(decode_s, cache_s, processor_s), entry is not None)
+
+
+def build_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]], settings: VideoSettings,
+                 cache: FrameCache | None = None) -> tuple[BatchFeature, str]:
+    """Model inputs (batch of 1, on CPU) and the chat-templated prompt for one request's messages
+    (``prepare_inputs`` without the timings).
+
+    Raises:
+        VideoError: a video is missing or does not decode (one line, naming the file).
+    """
+    prepared = prepare_inputs(processor, messages, settings, cache)
+    return prepared.inputs, prepared.prompt
+
+
+def frame_cache_settings(settings: VideoSettings, element: dict[str, Any]) -> dict[str, Any]:
+    """Everything besides the file that determines the frames qwen_vl_utils reads for ``element`` (a
+    video item of the HF messages, before its frame count is set) under ``settings``: the sampling
+    request, the decoder backend, the total-pixel budget and the versions of the code that resizes."""
+    request = {k: v for k, v in element.items() if k not in ("type", "video", "nframes")}
+    return {
+        "request": request,
+        "max_num_frames": settings.max_num_frames if settings.fps is None else None,
+        "decoder": get_video_reader_backend(),
+        "image_patch_size": IMAGE_PATCH_SIZE,
+        "model_seq_len": MODEL_SEQ_LEN,
+        **_code_versions(),
+    }
+
+
+@functools.cache
+def _code_versions() -> dict[str, str]:
+    """Versions of the libraries that decode and resize frames (a new one may resize differently)."""
+    return {"qwen_vl_utils": importlib.metadata.version("qwen-vl-utils"), "torch": torch.__version__,
+            "torchvision": torchvision.__version__}
+
+
+def _cache_key(cache: FrameCache, chat: ChatMessages, video: str, settings: VideoSettings,
+               video_kwargs: dict[str, Any]) -> str | None:
+    """The cache key of the request's one video, or None when the file cannot be read (the uncached
+    path then raises the usual VideoError)."""
+    element = extract_vision_info([chat.to_hf_messages(video_kwargs=video_kwargs)])[0]
+    try:
+        return cache.key(video, frame_cache_settings(settings, element))
+    except OSError:
+        return None
+
+
+def _decode_error(videos: list[str], error: Exception) -> VideoError:
+    """The one-line VideoError of a qwen_vl_utils decoding failure."""
+    return VideoError(f"video {videos[0] if videos else '?'} cannot be decoded "
+                      f"({str(error).splitlines()[0][:120] if str(error) else type(error).__name__}): "
+                      "replace the file with a valid mp4")
