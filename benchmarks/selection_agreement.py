@@ -28,7 +28,8 @@ from adaspark_eval.sparse.kernels.attention import choosing_units
 from adaspark_eval.sparse.kernels.select import KernelSelection, select_tiles
 from adaspark_eval.sparse.kernels.tiles import CubeTiles, build_tiles
 from adaspark_eval.sparse.layout import PAD, TokenLayout
-from benchmarks.bench_kernels import HEAD_DIM, LONGEST, bench_layout, environment, qkv, rule_of, table
+from benchmarks.kernel_bench.common import HEAD_DIM, LONGEST, bench_layout, qkv, rule_of
+from benchmarks.kernel_bench.report import environment, table
 
 HEADS, KV_HEADS = 4, 1
 CASES = [("cube", 0.9, None), ("cube", 1.0, 0.25), ("token", 0.9, None), ("token", 1.0, 0.25)]
