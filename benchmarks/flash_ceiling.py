@@ -1,6 +1,6 @@
 """How fast the sparse flash kernel's inner loop can go: the listed-tile loop alone, on synthetic lists.
 
-Every program walks a list of ``density x units`` key tiles, all full (no mask), with ``flash._update`` (the
+Every program walks a list of ``density x units`` key tiles, all full (no mask), with ``flash.online_update`` (the
 production online-softmax step) at Qwen2.5-VL-7B's layout (28 query / 4 KV heads, head dim 128, bf16, 64-token
 tiles). Variants:
 
@@ -32,7 +32,7 @@ import triton
 import triton.language as tl
 from triton.testing import do_bench
 
-from adaspark_eval.sparse.kernels.flash import MASKED, TensorDescriptor, _load_tile, _update
+from adaspark_eval.sparse.kernels.flash import MASKED, TensorDescriptor, load_tile, online_update
 from adaspark_eval.sparse.kernels.select import program_tile
 
 HEADS, KV_HEADS, DIM, TILE = 28, 4, 128, 64
@@ -63,14 +63,14 @@ def _ceiling_kernel(Q, K, V, Out, Lists, length, qk_scale, heads, kv_heads, unit
         acc2 = tl.zeros([T, D], dtype=tl.float32)
         for i in range(length):
             row = kv_row + tl.load(Lists + first.to(tl.int64) * length + i) * T
-            k = _load_tile(K, row, T, D, TMA)
-            v = _load_tile(V, row, T, D, TMA)
-            m_i, l_i, acc = _update(q, k, v, m_i, l_i, acc, qk_scale, unmasked, False)
+            k = load_tile(K, row, T, D, TMA)
+            v = load_tile(V, row, T, D, TMA)
+            m_i, l_i, acc = online_update(q, k, v, m_i, l_i, acc, qk_scale, unmasked, False)
             if not SHARED:
                 row = kv_row + tl.load(Lists + (first + 1).to(tl.int64) * length + i) * T
-                k = _load_tile(K, row, T, D, TMA)
-                v = _load_tile(V, row, T, D, TMA)
-            m_2, l_2, acc2 = _update(q2, k, v, m_2, l_2, acc2, qk_scale, unmasked, False)
+                k = load_tile(K, row, T, D, TMA)
+                v = load_tile(V, row, T, D, TMA)
+            m_2, l_2, acc2 = online_update(q2, k, v, m_2, l_2, acc2, qk_scale, unmasked, False)
         tl.store(Out + ((first + 1) * T + rows).to(tl.int64)[:, None] * D + dims[None, :],
                  (acc2 / l_2[:, None]).to(Out.dtype.element_ty))
     else:
@@ -82,9 +82,9 @@ def _ceiling_kernel(Q, K, V, Out, Lists, length, qk_scale, heads, kv_heads, unit
                 unit = tl.load(entries + i + 1, mask=i + 1 < length, other=0)
             else:
                 row = kv_row + tl.load(entries + i) * T
-            k = _load_tile(K, row, T, D, TMA)
-            v = _load_tile(V, row, T, D, TMA)
-            m_i, l_i, acc = _update(q, k, v, m_i, l_i, acc, qk_scale, unmasked, False)
+            k = load_tile(K, row, T, D, TMA)
+            v = load_tile(V, row, T, D, TMA)
+            m_i, l_i, acc = online_update(q, k, v, m_i, l_i, acc, qk_scale, unmasked, False)
     tl.store(Out + (first * T + rows).to(tl.int64)[:, None] * D + dims[None, :],
              (acc / l_i[:, None]).to(Out.dtype.element_ty))
 

@@ -9,9 +9,9 @@ GPU); every record (prediction, parse, FLOPs, per-layer statistics; not latency)
 must match. Then a ``--num-processes N`` run killed after a few samples and run again: finished samples are
 kept, not recomputed, and the result equals the one-GPU run.
 
-``split``: Qwen2.5-VL-72B's architecture with random bf16 weights (145 GB; ``bench_kernels.prefill_config``)
-on ``bench_kernels``' benchmark sequence, placed by ``models.placement.layer_device_map`` over every GPU,
-one prefill dense and with AdaSpark.
+``split``: Qwen2.5-VL-72B's architecture with random bf16 weights (145 GB;
+``kernel_bench.common.prefill_config``) on ``bench_kernels.py``' benchmark sequence, placed by
+``models.placement.layer_device_map`` over every GPU, one prefill dense and with AdaSpark.
 
 Writes ``multi_gpu.json`` and ``MULTI_GPU.md`` to OUT_DIR.
 """
@@ -33,14 +33,13 @@ import torch
 import transformers
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_kernels import prefill_config, video_inputs  # noqa: E402 - a sibling benchmark script
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: ``benchmarks.kernel_bench``
 from adaspark_eval.config import AdaSparkConfig  # noqa: E402
 from adaspark_eval.flops.counter import count_sample  # noqa: E402
 from adaspark_eval.models.placement import PREFIX, dispatch, input_device, layer_device_map  # noqa: E402
 from adaspark_eval.results.store import read_run_samples  # noqa: E402
 from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime  # noqa: E402
+from benchmarks.kernel_bench.common import prefill_config, video_inputs  # noqa: E402 - beside the package
 
 # -------------------------------------------------------------------------------------------- parity
 

@@ -24,12 +24,11 @@ from torch.autograd import DeviceType
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_kernels import build_7b, video_inputs  # noqa: E402 - a sibling benchmark script
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: ``benchmarks.kernel_bench``
 from adaspark_eval.config import AdaSparkConfig  # noqa: E402
 from adaspark_eval.models import fused  # noqa: E402
 from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime  # noqa: E402
+from benchmarks.kernel_bench.common import build_7b, video_inputs  # noqa: E402 - beside the package
 
 
 class Gap(NamedTuple):

@@ -23,12 +23,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adaspark_eval.sparse.attention import AttentionRule, _select_per_unit, select_units, unit_means
+from adaspark_eval.sparse.attention import AttentionRule, select_per_unit, select_units, unit_means
 from adaspark_eval.sparse.kernels.attention import choosing_units
 from adaspark_eval.sparse.kernels.select import KernelSelection, select_tiles
 from adaspark_eval.sparse.kernels.tiles import CubeTiles, build_tiles
 from adaspark_eval.sparse.layout import PAD, TokenLayout
-from benchmarks.bench_kernels import HEAD_DIM, LONGEST, bench_layout, environment, qkv, rule_of, table
+from benchmarks.kernel_bench.common import HEAD_DIM, LONGEST, bench_layout, qkv, rule_of
+from benchmarks.kernel_bench.report import environment, table
 
 HEADS, KV_HEADS = 4, 1
 CASES = [("cube", 0.9, None), ("cube", 1.0, 0.25), ("token", 0.9, None), ("token", 1.0, 0.25)]
@@ -76,7 +77,7 @@ def cube_rows(q: Tensor, k: Tensor, layout: TokenLayout, tiles: CubeTiles, rule:
     """Selecting (head, unit) rows and the margins of those whose kept columns differ (``candidates`` (U, C))."""
     kbar = unit_means(k.float(), layout.unit, layout.num_units).repeat_interleave(HEADS // KV_HEADS, 1)
     positions = torch.arange(layout.seq_len, device=q.device)
-    reference, _ = _select_per_unit(q.float(), kbar, layout, rule, HEAD_DIM**-0.5, positions)
+    reference, _ = select_per_unit(q.float(), kbar, layout, rule, HEAD_DIM**-0.5, positions)
     cols = tiles.columns[0].long()
     kernel = listed_columns(selection, tiles.num_columns)[0]  # (H, U, C)
     differ = ((kernel != reference[0][:, :, cols]) & candidates).any(-1)

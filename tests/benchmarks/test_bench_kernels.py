@@ -1,10 +1,15 @@
-"""The report side of ``benchmarks/bench_kernels.py`` (its measurements need a GPU): ``--update`` merging."""
+"""``benchmarks/bench_kernels.py`` and its sections in ``benchmarks/kernel_bench/`` (the measurements need a GPU):
+the entry point's command line, the benchmark sequence, and the report's ``--update`` merging."""
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-import bench_kernels  # noqa: E402 - a script beside the package, not in it
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parents[2]))
+from benchmarks import bench_kernels  # noqa: E402 - a script beside the package, not in it
+from benchmarks.kernel_bench import common, report  # noqa: E402
 
 ENV = {"device": "GPU", "torch": "2", "triton": "3", "transformers": "5", "cuda": "13", "cudnn": 9, "python": "3",
        "command": "bench", "date": "2026-11-26 07:00 UTC"}
@@ -14,11 +19,32 @@ def test_update_replaces_only_the_rerun_sections_and_the_report_names_the_rerun(
     earlier = {"environment": ENV, "ffn": ["old ffn"], "prefill": ["old prefill"]}
     fresh = {"environment": {**ENV, "date": "2026-11-26 08:00 UTC", "command": "bench --sections ffn"},
              "ffn": ["new ffn"]}
-    merged = bench_kernels.merged(earlier, fresh, ["ffn", "check"])  # check asked for, not run yet: kept as is
+    merged = report.merged(earlier, fresh, ["ffn", "check"])  # check asked for, not run yet: kept as is
     assert merged["ffn"] == ["new ffn"] and merged["prefill"] == ["old prefill"] and "check" not in merged
     assert merged["environment"] == ENV
-    again = bench_kernels.merged(merged, fresh, ["ffn"])
+    again = report.merged(merged, fresh, ["ffn"])
     assert [r["date"] for r in again["reruns"]] == ["2026-11-26 08:00 UTC"] * 2
-    report = bench_kernels.markdown({"environment": ENV, "reruns": merged["reruns"]})
+    markdown = report.markdown({"environment": ENV, "reruns": merged["reruns"]})
     assert "Rerun later, replacing their sections: ffn (GPU, 2026-11-26 08:00 UTC, `bench --sections ffn`)" \
-        in report
+        in markdown
+
+
+def test_entry_point_keeps_its_command_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench_kernels.main(["--help"])
+    assert exit_info.value.code == 0
+    usage = capsys.readouterr().out
+    for option in ("--out", "--lengths", "--prefill-lengths", "--sections", "--no-flex", "--update"):
+        assert option in usage
+
+
+def test_benchmark_sequence_is_text_one_video_and_text():
+    tokens = common.PREFIX + common.SUFFIX + 2 * common.FRAME**2
+    ids, grid = common.video_inputs(tokens, torch.device("cpu"))
+    assert ids.shape == (1, tokens) and grid.tolist() == [[2, 2 * common.FRAME, 2 * common.FRAME]]
+    video = (ids[0] == common.VIDEO_TOKEN).nonzero().flatten()
+    assert video.tolist() == list(range(common.PREFIX, common.PREFIX + 2 * common.FRAME**2))
+    assert ids[0, common.PREFIX - 1] == common.VISION_START and ids[0, video[-1] + 1] == common.VISION_END
+    assert torch.equal(common.video_inputs(tokens, torch.device("cpu"))[0], ids)  # seeded by the length
+    with pytest.raises(SystemExit, match="must be a multiple of 256"):
+        common.video_inputs(tokens + 1, torch.device("cpu"))

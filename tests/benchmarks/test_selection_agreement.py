@@ -8,7 +8,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parents[2]))
 from benchmarks import selection_agreement  # noqa: E402 - a script beside the package, not in it
-from benchmarks.bench_kernels import rule_of  # noqa: E402
+from benchmarks.kernel_bench.common import rule_of  # noqa: E402
 
 
 def test_fixed_ratio_margin_is_the_relative_score_gap_at_the_boundary():

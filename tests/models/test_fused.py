@@ -1,8 +1,10 @@
-"""Fused RMSNorm / rotary embedding / SiLU-and-multiply against transformers' eager ops, under Triton's CPU
-interpreter (run by ``tests/sparse/test_kernels_interpreter.py``); the GPU-only refusal in any session.
+"""Fused RMSNorm / rotary embedding / SiLU-and-multiply (kernels: ``sparse.kernels.fused``; swapped in by
+``models.fused``) against transformers' eager ops, under Triton's CPU interpreter (run by
+``tests/sparse/test_kernels_interpreter.py``); the GPU-only refusal in any session.
 
 In float16 and float32: the interpreter narrows float32 to bfloat16 by truncation where GPUs round to nearest,
-so bfloat16 agreement to the last bit is checked on the GPU (``benchmarks/bench_kernels.py``, section check)."""
+so bfloat16 agreement to the last bit is checked on the GPU (``benchmarks/bench_kernels.py``, section check:
+``benchmarks/kernel_bench/check.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as qwen
 
 from adaspark_eval.models import fused
 from adaspark_eval.models.loading import load_model
+from adaspark_eval.sparse.kernels.fused import silu_mul
 from tests.sparse.interpreted import needs_interpreter
 
 
@@ -30,10 +33,10 @@ def test_rms_norm_equals_eager(dtype: torch.dtype):
     gen = torch.Generator().manual_seed(0)
     norm = qwen.Qwen2_5_VLRMSNorm(48, eps=1e-6).to(dtype)
     norm.weight.data = torch.randn(48, generator=gen).to(dtype)
+    fused_norm = fused.FusedRMSNorm(48, eps=1e-6).to(dtype)
+    fused_norm.load_state_dict(norm.state_dict())
     x = (torch.randn(3, 5, 48, generator=gen) * 4).to(dtype)
-    want = norm(x)
-    fused._swap_class(norm, fused.FusedRMSNorm)
-    _close_to_eager(norm(x), want)
+    _close_to_eager(fused_norm(x), norm(x))
 
 
 @needs_interpreter
@@ -50,7 +53,7 @@ def test_rotary_embedding_equals_eager_on_transposed_projections():
 def test_silu_mul_equals_eager():
     gen = torch.Generator().manual_seed(2)
     gate, up = (torch.randn(9, 70, generator=gen).half() * 3 for _ in range(2))
-    _close_to_eager(fused.silu_mul(gate, up), torch.nn.functional.silu(gate) * up)
+    _close_to_eager(silu_mul(gate, up), torch.nn.functional.silu(gate) * up)
 
 
 @needs_interpreter

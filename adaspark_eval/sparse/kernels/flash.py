@@ -51,7 +51,7 @@ def default_launch(device: torch.device) -> FlashLaunch:
 
 
 @triton.jit
-def _load_tile(X, row, T: tl.constexpr, D: tl.constexpr, TMA: tl.constexpr):
+def load_tile(X, row, T: tl.constexpr, D: tl.constexpr, TMA: tl.constexpr):
     """Rows ``row : row + T`` of the (slots, D) slot-ordered keys or values ``X`` (a tensor descriptor if
     ``TMA``, else a pointer)."""
     if TMA:
@@ -62,7 +62,7 @@ def _load_tile(X, row, T: tl.constexpr, D: tl.constexpr, TMA: tl.constexpr):
 
 
 @triton.jit
-def _update(q, k, v, m_i, l_i, acc, qk_scale, mask, MASK: tl.constexpr):
+def online_update(q, k, v, m_i, l_i, acc, qk_scale, mask, MASK: tl.constexpr):
     """Online-softmax update of the (T, D) running output ``acc`` (row maxima ``m_i``, sums ``l_i``, base 2) by
     one key tile ``k`` / ``v`` (T, D); keys where ``mask`` (T, T) is False are left out if ``MASK``."""
     qk = dot(q, tl.trans(k), tl.zeros([q.shape[0], k.shape[0]], dtype=tl.float32)) * qk_scale
@@ -81,14 +81,14 @@ def _attend(q, K, V, row, KeyPos, qpos, row_keep, m_i, l_i, acc, qk_scale, T: tl
             CAUSAL: tl.constexpr, ROW_BITS: tl.constexpr, TMA: tl.constexpr):
     """One key tile: slots ``row : row + T`` of ``K`` / ``V`` (key positions at ``KeyPos``), with the causal mask
     if ``CAUSAL`` and the rows' bits ``row_keep`` (T,) if ``ROW_BITS``."""
-    k = _load_tile(K, row, T, D, TMA)
+    k = load_tile(K, row, T, D, TMA)
     mask = row_keep[:, None]
     if CAUSAL:
         mask = tl.load(KeyPos + tl.arange(0, T))[None, :] <= qpos[:, None]
         if ROW_BITS:
             mask = mask & row_keep[:, None]
-    v = _load_tile(V, row, T, D, TMA)
-    return _update(q, k, v, m_i, l_i, acc, qk_scale, mask, CAUSAL or ROW_BITS)
+    v = load_tile(V, row, T, D, TMA)
+    return online_update(q, k, v, m_i, l_i, acc, qk_scale, mask, CAUSAL or ROW_BITS)
 
 
 @triton.jit
