@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adaspark_eval.sparse.attention import AttentionRule, _select_per_unit, select_units, unit_means
+from adaspark_eval.sparse.attention import AttentionRule, select_per_unit, select_units, unit_means
 from adaspark_eval.sparse.kernels.attention import choosing_units
 from adaspark_eval.sparse.kernels.select import KernelSelection, select_tiles
 from adaspark_eval.sparse.kernels.tiles import CubeTiles, build_tiles
@@ -76,7 +76,7 @@ def cube_rows(q: Tensor, k: Tensor, layout: TokenLayout, tiles: CubeTiles, rule:
     """Selecting (head, unit) rows and the margins of those whose kept columns differ (``candidates`` (U, C))."""
     kbar = unit_means(k.float(), layout.unit, layout.num_units).repeat_interleave(HEADS // KV_HEADS, 1)
     positions = torch.arange(layout.seq_len, device=q.device)
-    reference, _ = _select_per_unit(q.float(), kbar, layout, rule, HEAD_DIM**-0.5, positions)
+    reference, _ = select_per_unit(q.float(), kbar, layout, rule, HEAD_DIM**-0.5, positions)
     cols = tiles.columns[0].long()
     kernel = listed_columns(selection, tiles.num_columns)[0]  # (H, U, C)
     differ = ((kernel != reference[0][:, :, cols]) & candidates).any(-1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from adaspark_eval.sparse.attention import AttentionRule, _mean_key_count
+from adaspark_eval.sparse.attention import AttentionRule, mean_key_count
 from adaspark_eval.sparse.kernels.flash import sparse_flash
 from adaspark_eval.sparse.kernels.pairs import count_pairs
 from adaspark_eval.sparse.kernels.select import KernelSelection, select_tiles
@@ -19,9 +19,8 @@ from adaspark_eval.sparse.stats import AttentionStats
 
 
 def choosing_units(layout: TokenLayout, text_queries: str) -> Tensor:
-    """(B, U) int32, 1 for units whose queries select (visual; text too with ``text_queries=sparse``)."""
-    text_selects = text_queries == "sparse"
-    return (layout.unit_is_visual | (text_selects & (layout.unit_size > 0))).to(torch.int32)
+    """(B, U) int32, 1 for units whose queries select (``TokenLayout.choosing_units``), as the kernels take it."""
+    return layout.choosing_units(text_queries).to(torch.int32)
 
 
 def kernel_attention(query: Tensor, key: Tensor, value: Tensor, layout: TokenLayout, tiles: CubeTiles,
@@ -60,6 +59,6 @@ def selection_stats(selection: KernelSelection, layout: TokenLayout, rule: Atten
         entropy=(selection.entropy * rows[:, None]).sum() / heads / count,
         selecting_rows=count,
         score_dots=n_cand.sum(dim=1, dtype=torch.long) * heads,
-        key_means=_mean_key_count(layout, rule.text_keys) * kv_heads,
+        key_means=mean_key_count(layout, rule.text_keys) * kv_heads,
         query_means=query_means,
     )
