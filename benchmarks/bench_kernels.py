@@ -53,6 +53,7 @@ from adaspark_eval.sparse.kernels.select import select_tiles
 from adaspark_eval.sparse.kernels.tiles import CubeTiles, build_tiles
 from adaspark_eval.sparse.layout import TokenLayout, build_layout
 from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.state import ForwardState
 
 HEADS, KV_HEADS, HEAD_DIM = 28, 4, 128
 HIDDEN, INTERMEDIATE = 3584, 18944
@@ -257,13 +258,14 @@ def attention_section(tokens: int, device: torch.device, flex: Callable[..., Ten
     tiles = build_tiles(layout, "all")
     result["pair_tables_ms"] = median_ms(lambda: cube_pair_tables(tiles))
     chooses = choosing_units(layout, "dense")
+    state = ForwardState(layout)  # the pair tables built once, as for the layers of a forward
     flex_inputs = [slot_order(x, tiles) for x in (q, k, v)] if flex is not None else None
     runs = []
     settings = [(select, 1.0, d) for select in ("cube", "token") for d in DENSITIES]
     settings += [(select, 0.9, None) for select in ("cube", "token")]
     for select, p, ratio in settings:
         rule = rule_of(select, p, ratio)
-        out, stats = kernel_attention(q, k, v, layout, tiles, rule, scale)
+        out, stats = kernel_attention(q, k, v, layout, tiles, rule, scale, state)
         selection = select_tiles(q, k, tiles, chooses, select, p, ratio, scale)
         visible = (tiles.col_first[:, None, :] <= tiles.unit_last[:, :, None]).sum(-1)  # (B, U)
         choosing = chooses.bool()[:, None, :].expand_as(selection.counts)
@@ -272,7 +274,7 @@ def attention_section(tokens: int, device: torch.device, flex: Callable[..., Ten
             "kept_fraction": float(stats.kept_fraction.mean()),
             "tile_read_fraction": float((selection.counts / visible[:, None].clamp_min(1))[choosing].mean()),
             "pair_fraction": float(stats.pairs) / (HEADS * tokens * (tokens + 1) / 2),
-            "total_ms": median_ms(functools.partial(kernel_attention, q, k, v, layout, tiles, rule, scale)),
+            "total_ms": median_ms(functools.partial(kernel_attention, q, k, v, layout, tiles, rule, scale, state)),
             "selection_ms": median_ms(functools.partial(select_tiles, q, k, tiles, chooses, select, p, ratio, scale)),
             "flash_ms": median_ms(functools.partial(sparse_flash, q, k, v, tiles, selection, scale)),
         }
@@ -345,18 +347,19 @@ def ffn_section(tokens: int, device: torch.device) -> dict[str, Any]:
     groups = reference_ffn.group_ids(layout, "cube")
     result: dict[str, Any] = {"tokens": tokens, "dense_ms": median_ms(lambda: mlp(hidden)),
                               "group_lists_ms": median_ms(functools.partial(kernel_ffn.build_members, groups))}
+    state = ForwardState(layout)  # the group lists built once, as for the layers of a forward
     runs = []
     for fraction in FFN_FRACTIONS:
         rule = ffn_rule(1.0, fraction)
-        keep = kernel_ffn.keep_tokens(residual, groups, rule)
+        keep = kernel_ffn.keep_tokens(residual, groups, rule, state)
         active = hidden[keep]
         kept = reference_ffn.fixed_ratio_kept(groups, fraction)  # as the model counts, once per forward
         assert kept == active.shape[0]
         run = {
             "fixed_ratio": fraction, "active_fraction": float(keep.float().mean()),
-            "keep_ms": median_ms(functools.partial(kernel_ffn.keep_tokens, residual, groups, rule)),
+            "keep_ms": median_ms(functools.partial(kernel_ffn.keep_tokens, residual, groups, rule, state)),
             "sparse_ffn_ms": median_ms(functools.partial(kernel_ffn.sparse_ffn, mlp, hidden, keep, groups, "mean",
-                                                         kept)),
+                                                         kept, state)),
             "mlp_on_active_ms": median_ms(functools.partial(mlp, active)),
             "reference_keep_ms": median_ms(functools.partial(reference_ffn.keep_tokens, residual, groups, rule)),
             "reference_sparse_ffn_ms": median_ms(functools.partial(reference_ffn.sparse_ffn, mlp, hidden, keep, groups,

@@ -15,6 +15,7 @@ from adaspark_eval.sparse.kernels.pairs import count_pairs
 from adaspark_eval.sparse.kernels.select import KernelSelection, select_tiles
 from adaspark_eval.sparse.kernels.tiles import CubeTiles
 from adaspark_eval.sparse.layout import TokenLayout
+from adaspark_eval.sparse.state import ForwardState
 from adaspark_eval.sparse.stats import AttentionStats
 
 
@@ -24,12 +25,14 @@ def choosing_units(layout: TokenLayout, text_queries: str) -> Tensor:
 
 
 def kernel_attention(query: Tensor, key: Tensor, value: Tensor, layout: TokenLayout, tiles: CubeTiles,
-                     rule: AttentionRule, scaling: float) -> tuple[Tensor, AttentionStats]:
+                     rule: AttentionRule, scaling: float,
+                     state: ForwardState | None = None) -> tuple[Tensor, AttentionStats]:
     """AdaS-Attn of a prefill without padding.
 
     Args:
         query: (B, H, S, D), key / value: (B, Hkv, S, D), bf16/fp16, post-RoPE.
         tiles: ``build_tiles(layout, rule.text_keys)``.
+        state: the forward in flight, whose pair tables of ``tiles`` every layer shares (None: built here).
     Returns:
         output (B, S, H, D) and the statistics (``dense_pairs`` left for the caller).
     """
@@ -38,7 +41,7 @@ def kernel_attention(query: Tensor, key: Tensor, value: Tensor, layout: TokenLay
     selection = select_tiles(query, key, tiles, chooses, rule.select, rule.p, rule.fixed_ratio, scaling)
     output = sparse_flash(query, key, value, tiles, selection, scaling)
     stats = selection_stats(selection, layout, rule, chooses, key.shape[1])
-    stats.pairs = count_pairs(tiles, selection)
+    stats.pairs = count_pairs(tiles, selection, state)
     return output, stats
 
 
