@@ -71,19 +71,15 @@ def candidate_units(positions: Tensor, own: Tensor, layout: TokenLayout, text_ke
         (B, Q, U) bool.
     """
     units = torch.arange(layout.num_units, device=positions.device)
-    kind_ok = layout.unit_is_visual if text_keys == "all" else layout.unit_size > 0
     visible = layout.unit_first[:, None, :] <= positions[None, :, None]
-    return visible & kind_ok[:, None, :] & (units[None, None, :] != own[..., None])
+    return visible & layout.selectable_units(text_keys)[:, None, :] & (units[None, None, :] != own[..., None])
 
 
 def selecting_queries(layout: TokenLayout, positions: Tensor, rule: AttentionRule) -> Tensor:
     """(B, Q) bool: queries at ``positions`` that select units (the others attend densely)."""
     if rule.decode:
         return layout.is_text[:, positions] & rule.sparse_decode
-    chooses = layout.is_visual[:, positions]
-    if rule.text_queries == "sparse":
-        chooses = chooses | layout.is_text[:, positions]
-    return chooses
+    return layout.choosing_tokens(rule.text_queries)[:, positions]
 
 
 def select_units(query: Tensor, key: Tensor, layout: TokenLayout, rule: AttentionRule, scaling: float,
@@ -102,9 +98,9 @@ def select_units(query: Tensor, key: Tensor, layout: TokenLayout, rule: Attentio
     kbar = unit_means(key, layout.unit, layout.num_units).repeat_interleave(groups, dim=1)
     cube_level = rule.select == "cube" and not rule.decode
     if cube_level:
-        unit_keep, tallies = _select_per_unit(query, kbar, layout, rule, scaling, positions)
+        unit_keep, tallies = select_per_unit(query, kbar, layout, rule, scaling, positions)
     else:
-        tallies = _Tallies(bsz, heads, query.device)
+        tallies = SelectionTallies(bsz, heads, query.device)
     keeps: list[Tensor] = []
     pruned = False
     for start in range(0, q_len, chunk):
@@ -124,43 +120,49 @@ def select_units(query: Tensor, key: Tensor, layout: TokenLayout, rule: Attentio
         keeps.append(keep)
     if cube_level:
         pruned = tallies.pruned
-    stats = tallies.finish(key_means=_mean_key_count(layout, rule.text_keys) * kv_heads)
+    stats = tallies.finish(key_means=mean_key_count(layout, rule.text_keys) * kv_heads)
     return Selection(keep=keeps, chunk=chunk, pruned=pruned, stats=stats)
 
 
-def _select_per_unit(query: Tensor, kbar: Tensor, layout: TokenLayout, rule: AttentionRule, scaling: float,
-                     positions: Tensor) -> tuple[Tensor, _Tallies]:
-    """``select=cube``: one selection per unit from its mean query. Returns keep (B, H, U, U) and tallies."""
+def select_per_unit(query: Tensor, kbar: Tensor, layout: TokenLayout, rule: AttentionRule, scaling: float,
+                    positions: Tensor) -> tuple[Tensor, SelectionTallies]:
+    """``select=cube``: one selection per choosing unit from its mean query.
+
+    Args:
+        query: (B, H, Sq, D) post-RoPE; kbar: (B, H, U, D) unit means of the keys (``unit_means``), per query head.
+        positions: (Sq,) positions of the queries.
+    Returns:
+        keep (B, H, U, U) bool, True where unit ``u``'s queries may read unit ``v`` (kept candidates and every
+        non-candidate), and the tallies of the selection.
+    """
     bsz, heads = query.shape[:2]
     q_units = layout.unit[:, positions]
     qbar = unit_means(query, q_units, layout.num_units)
     units = torch.arange(layout.num_units, device=query.device)
-    kind_ok = layout.unit_is_visual if rule.text_keys == "all" else layout.unit_size > 0
-    chooses = layout.unit_is_visual | ((rule.text_queries == "sparse") & (layout.unit_size > 0))
+    chooses = layout.choosing_units(rule.text_queries)
     cand = (
         (layout.unit_first[:, None, :] <= layout.unit_last[:, :, None])
-        & kind_ok[:, None, :]
+        & layout.selectable_units(rule.text_keys)[:, None, :]
         & (units[:, None] != units[None, :])[None]
         & chooses[:, :, None]
     )
     scores = torch.einsum("bhud,bhvd->bhuv", qbar, kbar) * scaling
     probs = masked_softmax(scores, cand[:, None])
     kept = select(probs, cand[:, None].expand_as(probs), rule.p, rule.fixed_ratio)
-    tallies = _Tallies(bsz, heads, query.device)
+    tallies = SelectionTallies(bsz, heads, query.device)
     tallies.add(cand, kept, probs)
     tallies.query_means = (chooses * layout.unit_size).sum(dim=1) * heads
     tallies.pruned = bool((cand[:, None] & ~kept).any())
     return kept | ~cand[:, None], tallies
 
 
-def _mean_key_count(layout: TokenLayout, text_keys: str) -> Tensor:
-    """(B,) key vectors averaged into unit means, per key/value head."""
-    kind_ok = layout.unit_is_visual if text_keys == "all" else layout.unit_size > 0
-    return (layout.unit_size * kind_ok).sum(dim=1)
+def mean_key_count(layout: TokenLayout, text_keys: str) -> Tensor:
+    """(B,) long: key vectors averaged into unit means (the tokens of ``selectable_units``), per key/value head."""
+    return (layout.unit_size * layout.selectable_units(text_keys)).sum(dim=1)
 
 
-class _Tallies:
-    """Running sums behind ``AttentionStats`` over query chunks."""
+class SelectionTallies:
+    """Running sums behind ``AttentionStats`` over query chunks (``B`` samples, ``H`` query heads)."""
 
     def __init__(self, bsz: int, heads: int, device: torch.device) -> None:
         self.kept = torch.zeros(heads, device=device)

@@ -57,6 +57,21 @@ class TokenLayout:
         """(B,) long, visual tokens per sample."""
         return self.is_visual.sum(dim=1)
 
+    def selectable_units(self, text_keys: str) -> Tensor:
+        """(B, U) bool: units whose keys a selecting query chooses among (AdaS-Attn's candidates, the kernels'
+        columns): visual units with ``text_keys=all``, every real unit with ``text_keys=sparse``. The other
+        real units are read whole by every query that sees them."""
+        return self.unit_is_visual if text_keys == "all" else self.unit_size > 0
+
+    def choosing_units(self, text_queries: str) -> Tensor:
+        """(B, U) bool: units whose queries select (``select=cube`` selects once per such unit): visual units,
+        and every real unit with ``text_queries=sparse``. The others' queries attend densely."""
+        return self.unit_is_visual | ((text_queries == "sparse") & (self.unit_size > 0))
+
+    def choosing_tokens(self, text_queries: str) -> Tensor:
+        """(B, S) bool: the tokens of ``choosing_units`` (visual; every real token with ``text_queries=sparse``)."""
+        return self.is_visual | self.is_text if text_queries == "sparse" else self.is_visual
+
     def to(self, device: torch.device | str) -> TokenLayout:
         return TokenLayout(**{k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in vars(self).items()})
 

@@ -1,8 +1,9 @@
 """AdaSpark on a Hugging Face ``Qwen2_5_VLForConditionalGeneration``, through transformers' own
 extension points: an attention function registered as ``"adaspark"`` (with sdpa's mask builder), the
 decoder MLPs swapped for ``SparseMLP`` (same parameters, same state-dict keys), a forward pre-hook on
-the multimodal model that reads the token layout, and one on each post-attention norm that decides the
-layer's kept FFN tokens (``FfnPlan``). Nothing of transformers is edited.
+the multimodal model that reads the token layout into a new ``ForwardState`` (``sparse.state``), and one
+on each post-attention norm that decides the layer's kept FFN tokens (``FfnPlan``, ``sparse.ffn_plan``).
+Nothing of transformers is edited.
 
     sparse = SparseRuntime.attach(model, AdaSparkConfig(p=0.8))
     model.generate(**inputs)          # sparse prefill, dense decode
@@ -14,7 +15,7 @@ layer's kept FFN tokens (``FfnPlan``). Nothing of transformers is edited.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -25,10 +26,12 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.sparse.region import traced_as_one_op
 from adaspark_eval.sparse.attention import AttentionRule, dense_pairs, select_units, sparse_attention
-from adaspark_eval.sparse.ffn import FfnRule, fixed_ratio_kept, group_ids
+from adaspark_eval.sparse.ffn import FfnRule
+from adaspark_eval.sparse.ffn_plan import FfnPlan, plan_ffn
 from adaspark_eval.sparse.kernels import dispatch
-from adaspark_eval.sparse.layout import PAD, TokenLayout, build_layout
-from adaspark_eval.sparse.stats import AttentionStats, FfnStats, ForwardRecord
+from adaspark_eval.sparse.layout import TokenLayout, build_layout
+from adaspark_eval.sparse.state import ForwardState
+from adaspark_eval.sparse.stats import AttentionStats, ForwardRecord
 
 IMPLEMENTATION = "adaspark"
 _DENSE_IMPLEMENTATION = "sdpa"
@@ -50,49 +53,13 @@ class LayerRule(Protocol):
         """(B, Sq) bool, tokens the layer's MLP computes (the others get no FFN update)."""
 
 
-class FfnPlan(NamedTuple):
-    """What a layer's sparse MLP runs, decided from the residual stream before the layer's FFN norm: the
-    kept-token count then travels to the host while the GPU still runs the norm, and the MLP starts without
-    waiting for the GPU to drain (a host sync per layer otherwise leaves it idle). Under a fixed ratio the
-    count follows from the group sizes (``ffn.fixed_ratio_kept``), and no layer waits at all.
-
-    Attributes:
-        keep: (B, S) bool tokens the MLP computes; groups: (B, S) their groups (``ffn.group_ids``).
-        compensation: what skipped tokens get (``mean`` or ``none``).
-        count: () int64 ``keep.sum()``, on the host once ``ready`` has passed (``ready`` None: already there).
-    """
-
-    keep: Tensor
-    groups: Tensor
-    compensation: str
-    count: Tensor
-    ready: torch.cuda.Event | None
-
-    def kept(self) -> int:
-        """Kept tokens (waits for the count's copy only, not for the GPU's later work)."""
-        if self.ready is not None:
-            self.ready.synchronize()
-        return int(self.count)
-
-
-def count_ahead(keep: Tensor) -> tuple[Tensor, torch.cuda.Event | None]:
-    """``keep.sum()`` copied to pinned host memory without blocking, and the event that marks its arrival
-    (None on the CPU)."""
-    count = keep.sum()
-    if count.device.type != "cuda":
-        return count, None
-    host = torch.empty((), dtype=count.dtype, pin_memory=True)
-    host.copy_(count, non_blocking=True)
-    ready = torch.cuda.Event()
-    ready.record()
-    return host, ready
-
-
 class SparseRuntime:
-    """The AdaSpark state of one model: its config, the layout of the sequence in flight, and records.
+    """The AdaSpark controller of one model: its config, its hooks, the state of the forward in flight, and
+    records.
 
     ``records`` holds one ``ForwardRecord`` per language-model call since the last prefill (the
-    prefill first, then each decode step). ``rule``: a peer method's ``LayerRule`` (set by
+    prefill first, then each decode step). ``state``: the ``ForwardState`` of the latest language-model
+    call (its layout, and what every layer shares). ``rule``: a peer method's ``LayerRule`` (set by
     ``adaspark_eval.methods.attach``), or None.
     """
 
@@ -100,13 +67,9 @@ class SparseRuntime:
         self.model = model
         self.config = config
         self.enabled = True
-        self._layout: TokenLayout | None = None
-        self._layout_copies: dict[torch.device, TokenLayout] = {}
-        self._groups: dict[tuple[int, str], tuple[TokenLayout, Tensor]] = {}
-        self._fixed_kept: dict[tuple[int, float], tuple[Tensor, int]] = {}
+        self.state = ForwardState(None)
         self.records: list[ForwardRecord] = []
         self.rule: LayerRule | None = None
-        self._plans: dict[int, FfnPlan | None] = {}
         self._handles: list[Any] = []
         self._mlps: dict[int, nn.Module] = {}
         text_config = model.config.text_config
@@ -151,37 +114,16 @@ class SparseRuntime:
     @property
     def layout(self) -> TokenLayout | None:
         """The layout of the sequence in flight, on the input device."""
-        return self._layout
+        return self.state.layout
 
     @layout.setter
     def layout(self, layout: TokenLayout | None) -> None:
-        self._layout, self._layout_copies, self._groups, self._fixed_kept = layout, {}, {}, {}
-
-    def group_ids(self, layout: TokenLayout, group: str) -> Tensor:
-        """``ffn.group_ids`` of ``layout`` (the one in flight, or a slice or device copy of it), made once per
-        forward: every layer's FFN gets the same tensor, so the kernels build its group lists once."""
-        key = (id(layout), group)
-        if key not in self._groups:
-            self._groups[key] = (layout, group_ids(layout, group))  # the layout kept alive: its id stays unique
-        return self._groups[key][1]
-
-    def fixed_ratio_kept(self, groups: Tensor, ratio: float) -> int:
-        """``ffn.fixed_ratio_kept`` of ``groups`` (from ``group_ids``), counted once per forward: its host sync
-        happens once, not in every layer."""
-        key = (id(groups), ratio)
-        if key not in self._fixed_kept:
-            self._fixed_kept[key] = (groups, fixed_ratio_kept(groups, ratio))  # groups kept alive: the id stays unique
-        return self._fixed_kept[key][1]
+        """A new forward (or none, with None): a fresh ``ForwardState`` for ``layout``."""
+        self.state = ForwardState(layout)
 
     def layout_on(self, device: torch.device) -> TokenLayout | None:
-        """The layout in flight on ``device``: a model split over several GPUs (``device_map``) reads a copy
-        on each of them, made once per forward."""
-        layout = self._layout
-        if layout is None or layout.unit.device == device:
-            return layout
-        if device not in self._layout_copies:
-            self._layout_copies[device] = layout.to(device)
-        return self._layout_copies[device]
+        """The layout in flight on ``device`` (``ForwardState.layout_on``)."""
+        return self.state.layout_on(device)
 
     def layer_config(self, layer: int) -> tuple[AttentionRule | None, FfnRule | None]:
         """The rules of ``layer`` for the current forward; None where that module runs dense."""
@@ -201,7 +143,8 @@ class SparseRuntime:
         return attn, ffn
 
     def _on_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        """Pre-hook of the multimodal model: a new layout at prefill, text appended at decode."""
+        """Pre-hook of the multimodal model: a new ``ForwardState`` for every language-model call, with a new
+        layout at prefill and text appended to the last one at decode."""
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         cache = kwargs.get("past_key_values")
         past = cache.get_seq_length() if cache is not None else 0
@@ -209,7 +152,7 @@ class SparseRuntime:
             raise ValueError("AdaSpark needs input_ids to find the visual tokens: call the model with input_ids")
         bsz, q_len = input_ids.shape
         if past == 0 or self.layout is None:
-            self.layout = build_layout(
+            self.state = ForwardState(build_layout(
                 input_ids,
                 video_token_id=self.video_token_id,
                 image_token_id=self.image_token_id,
@@ -218,59 +161,36 @@ class SparseRuntime:
                 video_grid_thw=kwargs.get("video_grid_thw"),
                 image_grid_thw=kwargs.get("image_grid_thw"),
                 attention_mask=kwargs.get("attention_mask"),
-            )
+            ))
             self.records = [ForwardRecord("prefill", q_len, q_len, bsz)]
             if self.rule is not None:
                 self.rule.prefill({**kwargs, "input_ids": input_ids})
         else:
-            self.layout = self.layout.append_text(past + q_len - self.layout.seq_len)
+            self.state = ForwardState(self.layout.append_text(past + q_len - self.layout.seq_len))
             self.records.append(ForwardRecord("decode", q_len, past + q_len, bsz))
 
     def _ffn_hook(self, layer: int):
         def hook(module: nn.Module, args: tuple) -> None:
             with on_device(args[0].device):
-                self._plans[layer] = self._plan_ffn(layer, args[0])
+                self.state.plans[layer] = self._plan_ffn(layer, args[0])
 
         return hook
 
     def take_plan(self, layer: int) -> FfnPlan | None:
         """``layer``'s FFN plan for this forward; None: the dense MLP."""
-        return self._plans.pop(layer, None)
+        return self.state.plans.pop(layer, None)
 
     def _plan_ffn(self, layer: int, residual: Tensor) -> FfnPlan | None:
-        """The kept tokens of ``layer``'s FFN from ``residual`` (B, S, D), the stream entering its FFN block, and
-        their ``FfnStats``; None where the MLP runs dense."""
+        """``layer``'s FFN plan from ``residual`` (B, S, D), the stream entering its FFN block, with its ``FfnStats``
+        put in the record; None where the MLP runs dense."""
         _, rule = self.layer_config(layer)
         layout = self.layout_on(residual.device)
         if layout is None:
             return None
-        q_len = residual.shape[1]
-        layout_now = _query_slice(layout, q_len)
-        valid = layout_now.unit != PAD
-        visual = layout_now.is_visual
-        pruned = self.rule.ffn_keep(layer, q_len) if self.rule is not None else None
+        pruned = self.rule.ffn_keep(layer, residual.shape[1]) if self.rule is not None else None
         pruned = pruned.to(residual.device) if pruned is not None else None
-        if rule is None:
-            keep = torch.ones_like(visual) if pruned is None else pruned
-        else:
-            groups = self.group_ids(layout_now, rule.group)
-            keep = dispatch.ffn_functions(self.config.backend, residual).keep_tokens(residual, groups, rule)
-        self.records[-1].ffn[layer] = FfnStats(
-            tokens=(keep & valid).sum(dim=1),
-            dense_tokens=valid.sum(dim=1),
-            visual_kept=(keep & visual).sum(dim=1),
-            visual=visual.sum(dim=1),
-        )
-        if rule is None and pruned is None:
-            return None
-        if rule is None:  # tokens a method pruned: no FFN update
-            groups, compensation = self.group_ids(layout_now, "cube"), "none"
-        else:
-            compensation = rule.compensation
-        if rule is not None and rule.fixed_ratio is not None:  # the count follows from the groups: no sync
-            return FfnPlan(keep, groups, compensation, torch.tensor(self.fixed_ratio_kept(groups, rule.fixed_ratio)),
-                           None)
-        return FfnPlan(keep, groups, compensation, *count_ahead(keep))
+        plan, self.records[-1].ffn[layer] = plan_ffn(residual, layout, rule, pruned, self.state, self.config.backend)
+        return plan
 
 
 class SparseMLP(nn.Module):
@@ -290,20 +210,9 @@ class SparseMLP(nn.Module):
         plan = runtime.take_plan(self.layer)
         if plan is None:
             return dense(hidden)
-        functions = dispatch.ffn_functions(runtime.config.backend, hidden)
+        functions = dispatch.ffn_functions(runtime.config.backend, hidden, runtime.state)
         with on_device(hidden.device):
             return functions.sparse_ffn(dense, hidden, plan.keep, plan.groups, plan.compensation, kept=plan.kept())
-
-
-def _query_slice(layout: TokenLayout, q_len: int) -> TokenLayout:
-    """The layout restricted to the newest ``q_len`` positions (unit tables are kept whole)."""
-    if q_len == layout.seq_len:
-        return layout
-    return TokenLayout(
-        unit=layout.unit[:, -q_len:], is_visual=layout.is_visual[:, -q_len:], grid=layout.grid[:, -q_len:],
-        unit_first=layout.unit_first, unit_last=layout.unit_last, unit_is_visual=layout.unit_is_visual,
-        unit_size=layout.unit_size, cube_volume=layout.cube_volume,
-    )
 
 
 def adaspark_attention_forward(
@@ -359,7 +268,8 @@ def _recorded_attention(runtime: SparseRuntime, record: ForwardRecord, module: n
         record.attention[module.layer_idx] = AttentionStats(pairs=dense, dense_pairs=dense)
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)[0]
-    fast = dispatch.attention(runtime.config.backend, query, key, value, attention_mask, layout, rule, scale)
+    fast = dispatch.attention(runtime.config.backend, query, key, value, attention_mask, layout, rule, scale,
+                              runtime.state)
     if fast is not None:
         output, stats = fast
         stats.dense_pairs = dense

@@ -19,6 +19,7 @@ from adaspark_eval.sparse.kernels.pairs import cube_pair_tables
 from adaspark_eval.sparse.kernels.select import select_tiles
 from adaspark_eval.sparse.kernels.tiles import CubeTiles, build_tiles
 from adaspark_eval.sparse.layout import TokenLayout
+from adaspark_eval.sparse.state import ForwardState
 from benchmarks.kernel_bench.common import (
     DENSITIES,
     HEAD_DIM,
@@ -113,13 +114,14 @@ def attention_section(tokens: int, device: torch.device, flex: Callable[..., Ten
     tiles = build_tiles(layout, "all")
     result["pair_tables_ms"] = median_ms(lambda: cube_pair_tables(tiles))
     chooses = choosing_units(layout, "dense")
+    state = ForwardState(layout)  # the pair tables built once, as for the layers of a forward
     flex_inputs = [slot_order(x, tiles) for x in (q, k, v)] if flex is not None else None
     runs = []
     settings = [(select, 1.0, d) for select in ("cube", "token") for d in DENSITIES]
     settings += [(select, 0.9, None) for select in ("cube", "token")]
     for select, p, ratio in settings:
         rule = rule_of(select, p, ratio)
-        out, stats = kernel_attention(q, k, v, layout, tiles, rule, scale)
+        out, stats = kernel_attention(q, k, v, layout, tiles, rule, scale, state)
         selection = select_tiles(q, k, tiles, chooses, select, p, ratio, scale)
         visible = (tiles.col_first[:, None, :] <= tiles.unit_last[:, :, None]).sum(-1)  # (B, U)
         choosing = chooses.bool()[:, None, :].expand_as(selection.counts)
@@ -128,7 +130,7 @@ def attention_section(tokens: int, device: torch.device, flex: Callable[..., Ten
             "kept_fraction": float(stats.kept_fraction.mean()),
             "tile_read_fraction": float((selection.counts / visible[:, None].clamp_min(1))[choosing].mean()),
             "pair_fraction": float(stats.pairs) / (HEADS * tokens * (tokens + 1) / 2),
-            "total_ms": median_ms(functools.partial(kernel_attention, q, k, v, layout, tiles, rule, scale)),
+            "total_ms": median_ms(functools.partial(kernel_attention, q, k, v, layout, tiles, rule, scale, state)),
             "selection_ms": median_ms(functools.partial(select_tiles, q, k, tiles, chooses, select, p, ratio, scale)),
             "flash_ms": median_ms(functools.partial(sparse_flash, q, k, v, tiles, selection, scale)),
         }

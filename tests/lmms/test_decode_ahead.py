@@ -47,31 +47,31 @@ def test_records_do_not_depend_on_workers_or_the_cache(benchmark_root: Path, tmp
     ahead.store = RunStore(tmp_path / "warm")
     evaluate(ahead, TASKS, benchmark_root, limit=4, gen_kwargs=FAST)
     expected = _records(tmp_path / "serial")
-    assert len(expected) == 8 and all(r["error"] is None for r in expected.values())
+    assert len(expected) == 6 and all(r["error"] is None for r in expected.values())
     assert _records(tmp_path / "cold") == expected
     assert _records(tmp_path / "warm") == expected
     assert cold_entries == cache.info().entries > 0  # the warm run decoded nothing new
     warm = read_samples(tmp_path / "warm" / "samples.jsonl")
     assert all(set(STAGES) <= set(r["latency"]) and r["latency"]["decode_s"] == 0.0 for r in warm)
-    assert ahead.preparer.stats.deaths == 0 and ahead.preparer.stats.done == 16
+    assert ahead.preparer.stats.deaths == 0 and ahead.preparer.stats.done == 12
     ahead.preparer.close()
 
 
 @pytest.mark.parametrize("once", [True, False], ids=["retried", "died-twice"])
 def test_a_killed_worker_costs_at_most_its_sample(benchmark_root: Path, tmp_path: Path, monkeypatch, once: bool,
                                                   one_torch_thread) -> None:
-    victim = sorted((benchmark_root / "videoniah").rglob("*.mp4"))[0].name
+    victim = sorted((benchmark_root / "videomme").rglob("*.mp4"))[0].name  # one question of two reads it
     marker = tmp_path / "kill"
     marker.write_text(f"{victim}\n{'once' if once else 'always'}\n")
     monkeypatch.setenv(KILL_ENV, str(marker))
     lm = _lm(tmp_path / "run", workers=2, cache=None)
-    summary = evaluate(lm, parse_tasks("videoniah"), benchmark_root, limit=4, gen_kwargs=FAST)
+    summary = evaluate(lm, parse_tasks("videomme"), benchmark_root, limit=2, gen_kwargs=FAST)
     records = _records(tmp_path / "run")
-    assert len(records) == 4 and summary["n_samples"] == 4
+    assert len(records) == 2 and summary["n_samples"] == 2
     failed = [r for r in records.values() if r["error"] is not None]
     if once:
         assert not failed and lm.preparer.stats.retries >= 1 and not marker.exists()
     else:
-        assert failed and all("worker died twice" in r["error"] for r in failed)
-        assert len(failed) < len(records)  # the other samples are answered
+        assert len(failed) == 1 and "worker died twice" in failed[0]["error"]  # the other sample is answered
+        assert lm.preparer.stats.deaths == 2
     lm.preparer.close()

@@ -5,6 +5,7 @@ import torch
 
 from adaspark_eval.sparse import ffn as reference
 from adaspark_eval.sparse.layout import build_layout
+from adaspark_eval.sparse.state import ForwardState
 from tests.sparse.interpreted import INTERPRETED, needs_interpreter
 
 if INTERPRETED:
@@ -68,10 +69,14 @@ def test_sparse_ffn_matches_reference_and_skips_work(compensation):
 @needs_interpreter
 def test_group_lists_are_built_once_per_groups_tensor_and_text_only_keeps_all():
     layout, residual, _, _ = _setup()
-    cubes, grids = reference.group_ids(layout, "cube"), reference.group_ids(layout, "grid")
-    first = kernels.group_members(cubes)
-    assert kernels.group_members(cubes) is first  # the layers of a forward share one groups tensor
-    by_grid = kernels.group_members(grids)  # another tensor: built afresh, not the cached lists
+    state = ForwardState(layout)
+    cubes, grids = state.group_ids(layout, "cube"), state.group_ids(layout, "grid")
+    assert state.group_ids(layout, "cube") is cubes
+    first = kernels.group_members(cubes, state)
+    assert kernels.group_members(cubes, state) is first  # the layers of a forward share one groups tensor
+    assert kernels.group_members(cubes, ForwardState(layout)) is not first  # the next forward builds its own
+    assert kernels.group_members(cubes, None) is not first
+    by_grid = kernels.group_members(grids, state)  # another tensor: built afresh, not the cached lists
     seq = len(IDS)
     assert by_grid is not first and by_grid.offsets.tolist() == [0, 128, seq] and by_grid.groups == 1
     assert first.groups == 8 and first.offsets.numel() == 10 and first.largest == 16

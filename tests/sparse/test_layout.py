@@ -31,6 +31,20 @@ def test_cubes_of_a_video_and_an_image_with_edge_cubes():
     assert layout.unit_is_visual[0].tolist() == [False, True, True, True, True, False, True, False]
 
 
+def test_selectable_and_choosing_units_follow_the_text_knobs():
+    short = [T] + [V] * 12 + [T]
+    layout = _layout([SEQ, [P] * (len(SEQ) - len(short)) + short],
+                     [[1] * len(SEQ), [0] * (len(SEQ) - len(short)) + [1] * len(short)], videos=((2, 4, 6), (2, 4, 6)))
+    visual, real = layout.unit_is_visual, layout.unit_size > 0
+    assert visual[1].tolist() == [False, True, True, True, True, False, False, False]
+    assert torch.equal(layout.selectable_units("all"), visual) and torch.equal(layout.choosing_units("dense"), visual)
+    assert torch.equal(layout.selectable_units("sparse"), real) and torch.equal(layout.choosing_units("sparse"), real)
+    for knob in ("dense", "sparse"):  # a token chooses exactly when its unit does; padding never
+        tokens = layout.choosing_tokens(knob)
+        units = layout.choosing_units(knob).gather(1, layout.unit.clamp_min(0))
+        assert torch.equal(tokens, units & (layout.unit != PAD))
+
+
 def test_text_runs_are_chunked_by_cube_volume():
     layout = _layout([[T] * 9 + [V] * 12], images=None, cube=(1, 2, 2))
     assert layout.unit[0, :9].tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 2]

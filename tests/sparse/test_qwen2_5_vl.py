@@ -75,7 +75,7 @@ def test_each_mlp_runs_the_rows_its_plan_counted_ahead_and_no_plan_outlives_the_
         handle.remove()
     tokens = [int(sparse.records[0].ffn[layer.self_attn.layer_idx].tokens.sum()) for layer in layers]
     assert rows == tokens and max(tokens) < inputs["input_ids"].numel()
-    assert sparse._plans == {}
+    assert sparse.state.plans == {}
 
 
 @torch.no_grad()

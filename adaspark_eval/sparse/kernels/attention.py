@@ -9,28 +9,30 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from adaspark_eval.sparse.attention import AttentionRule, _mean_key_count
+from adaspark_eval.sparse.attention import AttentionRule, mean_key_count
 from adaspark_eval.sparse.kernels.flash import sparse_flash
 from adaspark_eval.sparse.kernels.pairs import count_pairs
 from adaspark_eval.sparse.kernels.select import KernelSelection, select_tiles
 from adaspark_eval.sparse.kernels.tiles import CubeTiles
 from adaspark_eval.sparse.layout import TokenLayout
+from adaspark_eval.sparse.state import ForwardState
 from adaspark_eval.sparse.stats import AttentionStats
 
 
 def choosing_units(layout: TokenLayout, text_queries: str) -> Tensor:
-    """(B, U) int32, 1 for units whose queries select (visual; text too with ``text_queries=sparse``)."""
-    text_selects = text_queries == "sparse"
-    return (layout.unit_is_visual | (text_selects & (layout.unit_size > 0))).to(torch.int32)
+    """(B, U) int32, 1 for units whose queries select (``TokenLayout.choosing_units``), as the kernels take it."""
+    return layout.choosing_units(text_queries).to(torch.int32)
 
 
 def kernel_attention(query: Tensor, key: Tensor, value: Tensor, layout: TokenLayout, tiles: CubeTiles,
-                     rule: AttentionRule, scaling: float) -> tuple[Tensor, AttentionStats]:
+                     rule: AttentionRule, scaling: float,
+                     state: ForwardState | None = None) -> tuple[Tensor, AttentionStats]:
     """AdaS-Attn of a prefill without padding.
 
     Args:
         query: (B, H, S, D), key / value: (B, Hkv, S, D), bf16/fp16, post-RoPE.
         tiles: ``build_tiles(layout, rule.text_keys)``.
+        state: the forward in flight, whose pair tables of ``tiles`` every layer shares (None: built here).
     Returns:
         output (B, S, H, D) and the statistics (``dense_pairs`` left for the caller).
     """
@@ -39,7 +41,7 @@ def kernel_attention(query: Tensor, key: Tensor, value: Tensor, layout: TokenLay
     selection = select_tiles(query, key, tiles, chooses, rule.select, rule.p, rule.fixed_ratio, scaling)
     output = sparse_flash(query, key, value, tiles, selection, scaling)
     stats = selection_stats(selection, layout, rule, chooses, key.shape[1])
-    stats.pairs = count_pairs(tiles, selection)
+    stats.pairs = count_pairs(tiles, selection, state)
     return output, stats
 
 
@@ -60,6 +62,6 @@ def selection_stats(selection: KernelSelection, layout: TokenLayout, rule: Atten
         entropy=(selection.entropy * rows[:, None]).sum() / heads / count,
         selecting_rows=count,
         score_dots=n_cand.sum(dim=1, dtype=torch.long) * heads,
-        key_means=_mean_key_count(layout, rule.text_keys) * kv_heads,
+        key_means=mean_key_count(layout, rule.text_keys) * kv_heads,
         query_means=query_means,
     )

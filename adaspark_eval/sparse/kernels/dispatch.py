@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -18,8 +19,9 @@ from torch import Tensor
 
 from adaspark_eval.sparse import ffn as reference_ffn
 from adaspark_eval.sparse.attention import AttentionRule
-from adaspark_eval.sparse.kernels.tiles import CubeTiles, build_tiles
+from adaspark_eval.sparse.kernels.tiles import build_tiles
 from adaspark_eval.sparse.layout import TokenLayout
+from adaspark_eval.sparse.state import ForwardState
 from adaspark_eval.sparse.stats import AttentionStats
 
 MAX_TILE = 128  # tokens of the largest unit (one tile of the attention kernel)
@@ -46,42 +48,33 @@ class FfnFunctions(NamedTuple):
     sparse_ffn: Callable[..., Tensor]
 
 
-def ffn_functions(backend: str, hidden: Tensor) -> FfnFunctions:
-    """The AdaS-FFN functions for a prefill on ``hidden`` (B, S, D)."""
+def ffn_functions(backend: str, hidden: Tensor, state: ForwardState | None = None) -> FfnFunctions:
+    """The AdaS-FFN functions for a prefill on ``hidden`` (B, S, D); the kernels build their group lists once
+    per ``state`` (the forward in flight; None: once per call)."""
     if use_kernels(backend, hidden) and hidden.dtype in KERNEL_DTYPES:
         from adaspark_eval.sparse.kernels import ffn
 
-        return FfnFunctions(ffn.keep_tokens, ffn.sparse_ffn)
+        return FfnFunctions(partial(ffn.keep_tokens, state=state), partial(ffn.sparse_ffn, state=state))
     return FfnFunctions(reference_ffn.keep_tokens, reference_ffn.sparse_ffn)
 
 
 def attention(backend: str, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
-              layout: TokenLayout, rule: AttentionRule, scaling: float) -> tuple[Tensor, AttentionStats] | None:
+              layout: TokenLayout, rule: AttentionRule, scaling: float,
+              state: ForwardState | None = None) -> tuple[Tensor, AttentionStats] | None:
     """Kernel AdaS-Attn of one layer: output (B, S, H, D) and statistics, or None where the reference runs.
 
     Args:
         query: (B, H, Sq, D); key, value: (B, Hkv, Sk, D), post-RoPE; attention_mask: transformers' mask.
+        state: the forward in flight, whose tiles of ``layout`` every layer shares (None: built for this call).
     """
     head_dim = query.shape[-1]
     if (not use_kernels(backend, query) or rule.decode or attention_mask is not None
             or query.dtype not in KERNEL_DTYPES or head_dim < 16 or head_dim & (head_dim - 1)
             or not query.shape[2] == key.shape[2] == layout.seq_len):
         return None
-    tiles = _tiles(layout, rule.text_keys)
+    tiles = build_tiles(layout, rule.text_keys) if state is None else state.tiles(layout, rule.text_keys)
     if tiles.tile > MAX_TILE or tiles.num_columns > MAX_COLUMNS:
         return None
     from adaspark_eval.sparse.kernels.attention import kernel_attention
 
-    return kernel_attention(query, key, value, layout, tiles, rule, scaling)
-
-
-_last_tiles: list[tuple[TokenLayout, str, CubeTiles]] = []
-
-
-def _tiles(layout: TokenLayout, text_keys: str) -> CubeTiles:
-    """``build_tiles`` of the layout in flight, built once for all layers of a forward."""
-    if _last_tiles and _last_tiles[0][0] is layout and _last_tiles[0][1] == text_keys:
-        return _last_tiles[0][2]
-    tiles = build_tiles(layout, text_keys)
-    _last_tiles[:] = [(layout, text_keys, tiles)]
-    return tiles
+    return kernel_attention(query, key, value, layout, tiles, rule, scaling, state)

@@ -13,7 +13,7 @@ Shapes: ``B`` batch, ``S`` positions, ``D`` hidden size, ``N`` visual tokens, ``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,9 @@ from adaspark_eval.sparse import ffn as reference
 from adaspark_eval.sparse.ffn import FfnRule
 from adaspark_eval.sparse.kernels.tiles import next_power_of_two
 from adaspark_eval.sparse.layout import PAD
+
+if TYPE_CHECKING:
+    from adaspark_eval.sparse.state import ForwardState
 
 MAX_GROUP = 256  # members ranked pairwise on chip; larger groups (ffn_group=grid) use the reference rule
 FEATURE_BLOCK = 256  # features per step of the norm loop
@@ -63,17 +66,10 @@ def build_members(groups: Tensor) -> GroupMembers:
                         int(sizes.max()))
 
 
-_last_members: list[tuple[Tensor, GroupMembers]] = []
-
-
-def group_members(groups: Tensor) -> GroupMembers:
-    """``build_members`` of ``groups``, built once per groups tensor: the layers of a forward share one
-    (``SparseRuntime.group_ids``), so the sort and its host sync happen once per forward, not twice per layer."""
-    if _last_members and _last_members[0][0] is groups:
-        return _last_members[0][1]
-    members = build_members(groups)
-    _last_members[:] = [(groups, members)]
-    return members
+def group_members(groups: Tensor, state: ForwardState | None) -> GroupMembers:
+    """``build_members(groups)``: the forward's (``ForwardState.group_members``, built once for all its layers) when
+    ``state`` is given, else built for this call."""
+    return build_members(groups) if state is None else state.group_members(groups)
 
 
 @triton.jit
@@ -110,16 +106,17 @@ def _keep_kernel(X, stride_row, Members, Offsets, Keep, p, ratio, tau, dim, N: t
     tl.store(Keep + rows, keep & valid, mask=valid)
 
 
-def keep_tokens(residual: Tensor, groups: Tensor, rule: FfnRule) -> Tensor:
+def keep_tokens(residual: Tensor, groups: Tensor, rule: FfnRule, state: ForwardState | None = None) -> Tensor:
     """Which tokens go through the MLP; as ``ffn.keep_tokens``.
 
     Args:
         residual: (B, S, D) residual stream entering the FFN block; groups: (B, S) from ``group_ids``.
+        state: the forward in flight, which builds the group lists of ``groups`` once (None: built here).
     Returns:
         (B, S) bool.
     """
     keep = torch.ones(groups.shape, dtype=torch.bool, device=groups.device)
-    lists = group_members(groups)
+    lists = group_members(groups, state)
     if lists.groups == 0:  # no visual token
         return keep
     if lists.largest > MAX_GROUP:
@@ -169,12 +166,13 @@ def _place_kernel(KeptOut, Rank, Members, Offsets, Out, dim, num_groups, BN: tl.
 
 
 def sparse_ffn(mlp: Callable[[Tensor], Tensor], hidden: Tensor, keep: Tensor, groups: Tensor,
-               compensation: str, kept: int | None = None) -> Tensor:
+               compensation: str, kept: int | None = None, state: ForwardState | None = None) -> Tensor:
     """MLP on kept tokens; skipped tokens get their group's mean kept output (or zero); as ``ffn.sparse_ffn``.
 
     Args:
         mlp: the layer's MLP, (N, D) -> (N, D); hidden: (B, S, D) normed FFN input; keep, groups: (B, S).
         kept: ``keep.sum()`` if known (``ffn.kept_indices``).
+        state: as in ``keep_tokens``.
     Returns:
         (B, S, D) the FFN update.
     """
@@ -185,7 +183,7 @@ def sparse_ffn(mlp: Callable[[Tensor], Tensor], hidden: Tensor, keep: Tensor, gr
         return mlp(hidden)
     kept_out = mlp(flat.index_select(0, kept_index)).contiguous()
     out = torch.empty(flat.shape[0], kept_out.shape[-1], dtype=kept_out.dtype, device=kept_out.device)
-    lists = group_members(groups)
+    lists = group_members(groups, state)
     rank = torch.where(flat_keep, torch.cumsum(flat_keep, 0, dtype=torch.int32) - 1, -1).to(torch.int32)
     dim = out.shape[1]
     members_step, features_step = PLACE_BLOCK

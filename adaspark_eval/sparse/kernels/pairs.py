@@ -5,7 +5,8 @@ tiles and the fixed units it reads (both under the causal mask), as ``flash`` wa
 
 ``select=cube``: every row of a tile reads the same units, so a full tile adds ``T x real rows`` and the
 causal tiles' counts depend only on (unit, column): ``cube_pair_tables`` counts them once per forward
-(``PairTables``, shared by all layers and heads), and each layer sums its listed entries in a few vector loads.
+(``PairTables``, shared by all layers and heads through ``ForwardState.pair_tables``), and each layer sums its
+listed entries in a few vector loads.
 ``select=token``: the rows' bits decide, so one program per (sample, query head, query tile) counts row by
 row, full entries a block at a time and the other tiles key by key. Kept out of the attention kernel: counting
 there slowed it more than this costs (``benchmarks/RESULTS.md``).
@@ -14,6 +15,7 @@ there slowed it more than this costs (``benchmarks/RESULTS.md``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import triton
@@ -22,6 +24,9 @@ from torch import Tensor
 
 from adaspark_eval.sparse.kernels.select import KernelSelection
 from adaspark_eval.sparse.kernels.tiles import CubeTiles, next_power_of_two
+
+if TYPE_CHECKING:
+    from adaspark_eval.sparse.state import ForwardState
 
 BLOCK = 64  # select=token: full list entries counted at a time
 CHUNK = 4096  # (unit, unit) pairs whose T x T position comparisons are held at once
@@ -65,16 +70,6 @@ def cube_pair_tables(tiles: CubeTiles) -> PairTables:
     fixed.index_put_((b, u), _visible_pairs(query_pos[b, u], key_pos[b, tiles.fixed[b, i].long()]), accumulate=True)
     width = next_power_of_two(int(partial_mask.sum(dim=2).max()) if units else 1, 16)
     return PairTables(partial=partial, fixed=fixed, width=width)
-
-
-_last_tables: list[tuple[CubeTiles, PairTables]] = []
-
-
-def _tables(tiles: CubeTiles) -> PairTables:
-    """``cube_pair_tables`` of the tiles in flight, built once for all layers of a forward."""
-    if not (_last_tables and _last_tables[0][0] is tiles):
-        _last_tables[:] = [(tiles, cube_pair_tables(tiles))]
-    return _last_tables[0][1]
 
 
 @triton.jit
@@ -131,13 +126,14 @@ def _token_pairs_kernel(SlotPos, KeyPos, Columns, Lists, Counts, FullCounts, Fix
     tl.store(Pairs + tile, tl.sum(total, 0))
 
 
-def count_pairs(tiles: CubeTiles, selection: KernelSelection) -> Tensor:
-    """(B,) int64 key/query pairs attended over all heads."""
+def count_pairs(tiles: CubeTiles, selection: KernelSelection, state: ForwardState | None = None) -> Tensor:
+    """(B,) int64 key/query pairs attended over all heads. ``state``: the forward in flight, which builds the
+    ``select=cube`` tables of ``tiles`` once for all its layers (None: built here)."""
     bsz, heads, units = selection.counts.shape
     pairs = torch.empty(bsz, heads, units, dtype=torch.int32, device=selection.counts.device)
     grid = (bsz * heads * units,)
     if selection.bits is None:
-        tables = _tables(tiles)
+        tables = cube_pair_tables(tiles) if state is None else state.pair_tables(tiles)
         _cube_pairs_kernel[grid](tiles.slot_pos, selection.lists, selection.counts, selection.full_counts,
                                  tables.partial, tables.fixed, pairs, heads, units, T=tiles.tile,
                                  C=tiles.num_columns, P=tables.width)

@@ -5,10 +5,10 @@ tokens into ``T`` consecutive *slots* (positions ascending, then padding), so th
 of a matrix product. Positions are never changed: each slot remembers its token's position and the
 attention kernel applies the original token-level causal mask on them.
 
-The *columns* are the units a query may choose among (visual cubes with ``text_keys=all``, every unit
-with ``text_keys=sparse``); the *fixed* units are the others, which every query reads (the text chunks
-with ``text_keys=all``). Shapes: ``B`` batch, ``U`` units, ``C`` columns (a power of two >= 32),
-``F`` fixed units.
+The *columns* are the units a query may choose among (``TokenLayout.selectable_units``: visual cubes
+with ``text_keys=all``, every unit with ``text_keys=sparse``); the *fixed* units are the others, which
+every query reads (the text chunks with ``text_keys=all``). Shapes: ``B`` batch, ``U`` units, ``C``
+columns (a power of two >= 32), ``F`` fixed units.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def build_tiles(layout: TokenLayout, text_keys: str) -> CubeTiles:
     tile = next_power_of_two(int(layout.unit_size.max()) if units else 1, 16)
     slot_pos = _slot_positions(layout, tile)
     real = layout.unit_size > 0
-    is_column = layout.unit_is_visual if text_keys == "all" else real
+    is_column = layout.selectable_units(text_keys)
     columns, unit_col = _compact_units(is_column, 32)
     fixed, _ = _compact_units(real & ~is_column, 1)
     first = layout.unit_first.to(torch.int32)
