@@ -8,7 +8,9 @@ need no model, then the model); each then does its own part in a few lines."""
 
 from __future__ import annotations
 
+import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +31,7 @@ from adaspark_eval.models.parallel import launch, leave, world_size
 from adaspark_eval.reporting.aggregate import ordered_tasks
 from adaspark_eval.reporting.load import load_results
 from adaspark_eval.reporting.render import render
+from adaspark_eval.results.store import RunLock, check_writable
 from adaspark_eval.reporting.tables import FLOPS_NOTE, task_table
 
 
@@ -137,6 +140,8 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
             typer.secho(f"warning: {check.benchmark}: {len(check.missing)} of {check.videos} videos missing; "
                         f"their samples are recorded as errors (adaspark-eval data check --task {check.benchmark} "
                         "lists them)", err=True, fg=typer.colors.YELLOW)
+    if options.output is not None:
+        check_writable(options.output)
     method = make_method(options.method, options.peer_settings())  # bad settings stop here, before the model loads
     return Prepared(benchmarks, root, points, method, options.cache(), options.worker_count())
 
@@ -165,10 +170,11 @@ def run_command(
                    "one GPU: pass one of them")
     if num_processes > 1 and world_size() == 1:  # the launcher: the same command in each process
         raise typer.Exit(launch(num_processes, sys.argv[1:]))
-    lm = load_lmm(prepared, options)
-    folder = options.output or Path("results") / f"{prepared.names}-{lm.config_key}"
-    lm.store = lm.open_store(folder)
-    evaluate(lm, prepared.benchmarks, prepared.root, limit=options.limit)
+    with _locked(options.output):  # a given folder is claimed before the model loads
+        lm = load_lmm(prepared, options)
+        folder = options.output or Path("results") / f"{prepared.names}-{lm.config_key}"
+        lm.store = lm.open_store(folder)
+        evaluate(lm, prepared.benchmarks, prepared.root, limit=options.limit)
     if lm.rank == 0:
         _print_overview(folder)
     leave()
@@ -188,11 +194,21 @@ def sweep_command(
     prepared = prepare(knobs, options, single=False)
     if world_size() > 1:
         raise fail("sweep runs in one process: evaluate its points with `run --num-processes`")
-    lm = load_lmm(prepared, options)
-    tag = short_hash("|".join(lm.config_key + p.name for p in prepared.points), length=8)
-    folder = options.output or Path("results") / f"sweep-{prepared.names}-{tag}"
-    sweep(lm, prepared.benchmarks, prepared.root, prepared.points, folder, limit=options.limit, share=share)
+    with _locked(options.output):
+        lm = load_lmm(prepared, options)
+        tag = short_hash("|".join(lm.config_key + p.name for p in prepared.points), length=8)
+        folder = options.output or Path("results") / f"sweep-{prepared.names}-{tag}"
+        with RunLock(folder):
+            sweep(lm, prepared.benchmarks, prepared.root, prepared.points, folder, limit=options.limit, share=share)
     _print_overview(folder)
+
+
+def _locked(folder: Path | None) -> AbstractContextManager[Any]:
+    """The lock of a run folder given by ``--output``, held by this process (rank 0 under a launcher);
+    a folder chosen from the config key is locked by ``evaluate`` once the model has loaded."""
+    if folder is None or int(os.environ.get("RANK", "0")) != 0:
+        return nullcontext()
+    return RunLock(folder)
 
 
 def _print_overview(folder: Path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from adaspark_eval.datasets import DATA_ROOT_ENV, Benchmark, DatasetMissing
@@ -23,6 +23,7 @@ from adaspark_eval.evaluation.summary import build_summary
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.lmms.task import task_manager
 from adaspark_eval.results.schema import RunSummary
+from adaspark_eval.results.store import RunLock
 
 
 def check_data(benchmarks: Sequence[Benchmark], root: Path) -> list[DataCheck]:
@@ -53,19 +54,20 @@ def evaluate(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, limit
     """
     from lmms_eval.evaluator import simple_evaluate
 
-    lm.served = []
-    with environment(DATA_ROOT_ENV, str(root)):
-        results = simple_evaluate(model=lm, tasks=[b.lmms_task for b in benchmarks], limit=limit,
-                                  gen_kwargs=gen_kwargs, task_manager=task_manager(), log_samples=False, bootstrap_iters=0,
-                                  verbosity="WARNING")
-    served = gather_served(lm.served)  # every rank has answered its shard once this returns
-    if lm.rank != 0:
-        return None
-    lm.store.merge_ranks()
-    lm.served = served
-    summary = build_summary(lm, benchmarks, results["results"], limit)
-    lm.store.write_summary(summary)
-    return summary
+    with RunLock(lm.store.folder) if lm.rank == 0 else nullcontext():  # one run writes a folder at a time
+        lm.served = []
+        with environment(DATA_ROOT_ENV, str(root)):
+            results = simple_evaluate(model=lm, tasks=[b.lmms_task for b in benchmarks], limit=limit,
+                                      gen_kwargs=gen_kwargs, task_manager=task_manager(), log_samples=False,
+                                      bootstrap_iters=0, verbosity="WARNING")
+        served = gather_served(lm.served)  # every rank has answered its shard once this returns
+        if lm.rank != 0:
+            return None
+        lm.store.merge_ranks()
+        lm.served = served
+        summary = build_summary(lm, benchmarks, results["results"], limit)
+        lm.store.write_summary(summary)
+        return summary
 
 
 @contextmanager
