@@ -140,6 +140,10 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
             typer.secho(f"warning: {check.benchmark}: {len(check.missing)} of {check.videos} videos missing; "
                         f"their samples are recorded as errors (adaspark-eval data check --task {check.benchmark} "
                         "lists them)", err=True, fg=typer.colors.YELLOW)
+    if options.limit is not None and options.limit < 1:
+        raise fail(f"--limit {options.limit} evaluates nothing: pass a positive number of samples per task, or "
+                   "leave --limit out for all")
+    options.video()  # frame and pixel settings that read no video stop here
     if options.output is not None:
         check_writable(options.output)
     method = make_method(options.method, options.peer_settings())  # bad settings stop here, before the model loads

@@ -32,6 +32,22 @@ class VideoSettings:
     min_pixels: int = 256 * 28 * 28
     max_pixels: int = 1605632
 
+    def __post_init__(self) -> None:
+        """Refuse settings that read no video; normalise an odd frame count to the even count it reads
+        (frames go in pairs: 33 reads what 32 reads), so equal readings share one config key."""
+        if self.max_num_frames < 2:
+            raise ValueError(f"--frames {self.max_num_frames} (model arg max_num_frames): at least 2 frames are "
+                             "read (Qwen2.5-VL groups frames in pairs): pass --frames 2 or more")
+        if self.fps is not None and not self.fps > 0:
+            raise ValueError(f"--fps {self.fps}: a sampling rate must be > 0: pass e.g. --fps 1, or --frames instead")
+        if self.min_pixels < 1 or self.max_pixels < 1:
+            raise ValueError(f"--min-pixels {self.min_pixels} / --max-pixels {self.max_pixels}: pixel bounds must be "
+                             "positive")
+        if self.min_pixels > self.max_pixels:
+            raise ValueError(f"--min-pixels {self.min_pixels} is above --max-pixels {self.max_pixels}: pass a "
+                             "minimum at or below the maximum")
+        object.__setattr__(self, "max_num_frames", int(self.max_num_frames) // 2 * 2)
+
 
 def sample_indices(total: int, num_frames: int | None = None, fps: float | None = None,
                    native_fps: float = 30.0, max_frames: int = 768) -> np.ndarray:
