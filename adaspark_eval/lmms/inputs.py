@@ -12,7 +12,10 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import logging
+import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,11 +107,12 @@ def prepare_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]
     elif cache is not None and key is not None:
         start = time.perf_counter()
         try:
-            (video, video_metadata), sample_fps = fetch_video(
-                extract_vision_info(hf_messages)[0], image_patch_size=IMAGE_PATCH_SIZE,
-                return_video_sample_fps=True, return_video_metadata=True)
+            with _reader_failures() as fallbacks:
+                (video, video_metadata), sample_fps = fetch_video(
+                    extract_vision_info(hf_messages)[0], image_patch_size=IMAGE_PATCH_SIZE,
+                    return_video_sample_fps=True, return_video_metadata=True)
         except Exception as error:  # qwen_vl_utils tries decord, then torchvision: either may raise anything
-            raise _decode_error(videos, error) from None
+            raise _decode_error(videos, error, fallbacks) from None
         image_inputs, video_inputs, metadata = None, [video], [video_metadata]
         decode_s += time.perf_counter() - start
         start = time.perf_counter()
@@ -117,10 +121,11 @@ def prepare_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]
     else:
         start = time.perf_counter()
         try:
-            image_inputs, video_inputs, _ = process_vision_info(hf_messages, return_video_kwargs=True,
-                                                                return_video_metadata=True)
+            with _reader_failures() as fallbacks:
+                image_inputs, video_inputs, _ = process_vision_info(hf_messages, return_video_kwargs=True,
+                                                                    return_video_metadata=True)
         except Exception as error:  # qwen_vl_utils tries decord, then torchvision: either may raise anything
-            raise _decode_error(videos, error) from None
+            raise _decode_error(videos, error, fallbacks) from None
         decode_s += time.perf_counter() - start
         if video_inputs is not None:
             video_inputs, metadata = (list(x) for x in zip(*video_inputs))
@@ -176,8 +181,47 @@ def _cache_key(cache: FrameCache, chat: ChatMessages, video: str, settings: Vide
         return None
 
 
-def _decode_error(videos: list[str], error: Exception) -> VideoError:
-    """The one-line VideoError of a qwen_vl_utils decoding failure."""
-    return VideoError(f"video {videos[0] if videos else '?'} cannot be decoded "
-                      f"({str(error).splitlines()[0][:120] if str(error) else type(error).__name__}): "
-                      "replace the file with a valid mp4")
+def _decode_error(videos: list[str], error: Exception, fallbacks: list[str]) -> VideoError:
+    """The one-line VideoError of a qwen_vl_utils decoding failure, naming its real cause: a video of
+    fewer than 2 frames (which neither this harness nor lmms-eval's stock class can read), else the first
+    reader's own message (``fallbacks``: what qwen_vl_utils logged before trying its torchvision fallback,
+    which the pinned torchvision no longer has), else the error itself."""
+    video = videos[0] if videos else "?"
+    try:
+        frames = probe_video(video).frames if videos else None
+    except VideoError as unreadable:
+        return unreadable
+    if frames is not None and frames < 2:
+        return VideoError(f"video {video} has {frames} frame{'s' if frames != 1 else ''}: at least 2 are needed "
+                          "(Qwen2.5-VL reads frames in pairs; lmms-eval's stock class cannot read it either): "
+                          "replace the file with a longer one or drop its questions")
+    cause = fallbacks[0] if fallbacks else (str(error) or type(error).__name__)
+    return VideoError(f"video {video} cannot be decoded ({cause.splitlines()[0][:160]}): replace the file with a "
+                      "valid mp4")
+
+
+class _ReaderFailures(logging.Handler):
+    """Collects qwen_vl_utils' "video_reader_backend X error, use torchvision as default, msg: ..." lines
+    during one read: the message of the reader that really failed."""
+
+    PATTERN = re.compile(r"video_reader_backend (\w+) error, use torchvision as default, msg: (.*)", re.S)
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.causes: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self.PATTERN.search(record.getMessage())
+        if match:
+            self.causes.append(f"{match.group(1)}: {match.group(2)}")
+
+
+@contextmanager
+def _reader_failures() -> Iterator[list[str]]:
+    handler = _ReaderFailures()
+    logger = logging.getLogger("qwen_vl_utils.vision_process")
+    logger.addHandler(handler)
+    try:
+        yield handler.causes
+    finally:
+        logger.removeHandler(handler)
