@@ -4,6 +4,7 @@ Nothing is downloaded. ``auto`` is the real 7B when the cache holds it, else the
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,10 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
     return _DTYPES[name]
 
 
+SUPPORTED_MODEL_TYPES = ("qwen2_5_vl",)
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
+
+
 def resolve_checkpoint(name: str) -> Path:
     """The directory holding ``name``: the embedded model, itself if it is a directory, else its snapshot
     in the HF cache."""
@@ -57,6 +62,9 @@ def resolve_checkpoint(name: str) -> Path:
         if not (path / "config.json").exists():
             raise ModelNotFound(f"{path} has no config.json: point --model at a Qwen2.5-VL checkpoint directory")
         return path
+    if _looks_like_path(name):
+        raise ModelNotFound(f"--model {name}: no such directory: pass an existing checkpoint directory, or tiny, "
+                            f"{EMBEDDED}, {AUTO}")
     cache = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub")
     snapshots = cache.expanduser() / f"models--{name.replace('/', '--')}" / "snapshots"
     found = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
@@ -66,6 +74,52 @@ def resolve_checkpoint(name: str) -> Path:
             f"machine with network access (huggingface-cli download {name}) or pass --model tiny"
         )
     return found[-1].parent
+
+
+def _looks_like_path(name: str) -> bool:
+    """A local path rather than a hub name (``owner/model``)."""
+    return name.startswith(("/", ".", "~")) or name.count("/") != 1 or Path(name).expanduser().parent.is_dir() and (
+        Path(name).expanduser().parent != Path("."))
+
+
+def check_checkpoint(name: str) -> str:
+    """``name`` resolved (``auto``), with a checkpoint directory checked before anything loads: a readable
+    ``config.json`` of a supported architecture and weight files beside it. Raises ``ModelNotFound`` naming
+    the file and the fix."""
+    name = resolve_name(name)
+    if name == TINY:
+        return name
+    path = resolve_checkpoint(name)
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as error:
+        raise ModelNotFound(f"{path / 'config.json'} cannot be read ({str(error).splitlines()[0][:80]}): the "
+                            "checkpoint is damaged; copy it again") from None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelNotFound(f"{path} holds a {model_type or 'model of unknown type'} checkpoint: adaspark-eval runs "
+                            f"Qwen2.5-VL (model_type {', '.join(SUPPORTED_MODEL_TYPES)}); pass such a checkpoint")
+    if not any(any(path.glob(pattern)) for pattern in WEIGHT_FILES):
+        raise ModelNotFound(f"{path} has no weights ({', '.join(WEIGHT_FILES[:2])}): copy the checkpoint's weight "
+                            "files there")
+    return name
+
+
+def check_device(device: str | None) -> None:
+    """Refuse a device this machine does not have (one line naming the fix)."""
+    if device is None:
+        return
+    try:
+        where = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device} is not a device: pass cpu, cuda or cuda:N") from None
+    if where.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: this machine has no CUDA device: pass --device cpu")
+    if where.type == "cuda" and where.index is not None and where.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA devices: pass one "
+                         "of them")
+    if where.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device}: adaspark-eval runs on cpu or cuda: pass one of them")
 
 
 def resolve_name(name: str) -> str:
@@ -88,7 +142,7 @@ def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtyp
 
     The model uses sdpa attention (the dense baseline AdaSpark falls back to).
     """
-    name = resolve_name(name)
+    name = check_checkpoint(name)
     torch_dtype = parse_dtype(dtype)
     if fused_ops and not devices and not fused.runs_on(torch.device(device)):
         raise fused.FusedOpsError(f"--fused-ops runs Triton kernels, which need a GPU (device {device}): pass "
