@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 TASK = "videomme_local"
 SECTIONS = ("setup", "stock", "harness", "decoders")
 # Columns of the stage table, in pipeline order; "other" is the answering window less their sum.
-STAGES = ("decode_s", "processor_s", "wait_s", "vision_s", "llm_prefill_s", "decode_steps_s")
+STAGES = ("decode_s", "cache_s", "processor_s", "wait_s", "vision_s", "llm_prefill_s", "decode_steps_s")
 
 
 @dataclass(frozen=True)
@@ -277,9 +277,10 @@ def stage_breakdown(latency: dict[str, Any]) -> dict[str, float]:
     """The table's stages of one sample from a ``latency`` dict (missing keys count 0): ``prefill_s`` runs
     from the start of ``generate`` to the end of the prefill forward and so holds ``vision_s``; the LLM
     prefill is the rest of it; decode steps are what ``total_s`` (of ``generate``) adds after the prefill."""
-    value = {key: float(latency.get(key) or 0.0) for key in ("decode_s", "processor_s", "wait_s", "vision_s",
-                                                             "prefill_s", "total_s")}
-    return {"decode_s": value["decode_s"], "processor_s": value["processor_s"], "wait_s": value["wait_s"],
+    value = {key: float(latency.get(key) or 0.0) for key in ("decode_s", "cache_s", "processor_s", "wait_s",
+                                                             "vision_s", "prefill_s", "total_s")}
+    return {"decode_s": value["decode_s"], "cache_s": value["cache_s"], "processor_s": value["processor_s"],
+            "wait_s": value["wait_s"],
             "vision_s": value["vision_s"], "llm_prefill_s": max(value["prefill_s"] - value["vision_s"], 0.0),
             "decode_steps_s": max(value["total_s"] - value["prefill_s"], 0.0)}
 
@@ -564,9 +565,10 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += ["", "## Rows", "",
                   "Stage columns: seconds summed over the samples (decode-ahead overlaps them with the GPU, so they "
                   "can add up to more than the window); LLM prefill excludes the vision encoder.", "",
-                  "| row | frames | samples | window s | samples/min | GPU busy | peak RSS GiB | decode | processor | "
+                  "| row | frames | samples | window s | samples/min | GPU busy | peak RSS GiB | decode | frame cache | "
+                  "processor | "
                   "wait | vision | LLM prefill | decode steps | other | setting |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in rows:
             stages = row.get("stages_s", {})
             busy = row.get("gpu_busy")

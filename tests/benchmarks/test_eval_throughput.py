@@ -68,7 +68,7 @@ def test_checkpoint_config_is_the_7b_with_the_embedded_tokenizers_special_ids():
 
 def test_stage_breakdown_splits_the_prefill_and_tolerates_missing_keys():
     stages = eval_throughput.stage_breakdown({"decode_s": 2.0, "vision_s": 0.5, "prefill_s": 0.8, "total_s": 1.5})
-    assert stages == {"decode_s": 2.0, "processor_s": 0.0, "wait_s": 0.0, "vision_s": 0.5,
+    assert stages == {"decode_s": 2.0, "cache_s": 0.0, "processor_s": 0.0, "wait_s": 0.0, "vision_s": 0.5,
                       "llm_prefill_s": pytest.approx(0.3), "decode_steps_s": pytest.approx(0.7)}
     assert set(eval_throughput.stage_breakdown({})) == set(eval_throughput.STAGES)
 
