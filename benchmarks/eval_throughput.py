@@ -565,9 +565,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += ["", "## Rows", "",
                   "Stage columns: seconds summed over the samples (decode-ahead overlaps them with the GPU, so they "
                   "can add up to more than the window); LLM prefill excludes the vision encoder.", "",
-                  "| row | frames | samples | window s | samples/min | GPU busy | peak RSS GiB | decode | frame cache | "
-                  "processor | "
-                  "wait | vision | LLM prefill | decode steps | other | setting |",
+                  "| row | frames | samples | window s | samples/min | GPU busy | peak RSS GiB | decode | "
+                  "frame cache | processor | wait | vision | LLM prefill | decode steps | other | setting |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in rows:
             stages = row.get("stages_s", {})
