@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import inspect
 import json
 import multiprocessing
 import os
@@ -75,10 +74,10 @@ HARNESS_ROWS = (
     HarnessRow("c", "AdaSpark p=1, decode-ahead workers, frame cache cold", {"p": 1.0}, None, "cold"),
     HarnessRow("d", "fixed_ratio=0.5 select=cube, workers, frame cache warm",
                {"fixed_ratio": 0.5, "select": "cube"}, None, "warm"),
-    HarnessRow("e-token", "fixed_ratio=0.5 select=token, workers, no cache",
-               {"fixed_ratio": 0.5, "select": "token"}, None, "none"),
-    HarnessRow("e-cube", "fixed_ratio=0.5 select=cube, workers, no cache",
-               {"fixed_ratio": 0.5, "select": "cube"}, None, "none"),
+    HarnessRow("e-token", "fixed_ratio=0.5 select=token, workers, frame cache warm",
+               {"fixed_ratio": 0.5, "select": "token"}, None, "warm"),
+    HarnessRow("e-cube", "fixed_ratio=0.5 select=cube, workers, frame cache warm",
+               {"fixed_ratio": 0.5, "select": "cube"}, None, "warm"),
 )
 
 
@@ -354,22 +353,15 @@ def _device_map(device: str) -> str:
 
 def make_harness_model(checkpoint: Path, frames: int, knobs: dict[str, Any], workers: int,
                        frame_cache: str | None, output: Path, device: str = "cuda") -> Any:
-    """The ``AdaSparkLMM`` of one harness row (the one place to adjust when its constructor changes): the
-    ``config`` / ``video`` / ``workers`` / ``frame_cache`` keywords of the decode-ahead model class; a class that
-    still takes the knobs and ``max_num_frames`` as keyword arguments gets them so (serial, cache-less rows only)."""
+    """The ``AdaSparkLMM`` of one harness row (the one place to adjust when its constructor changes)."""
     from adaspark_eval.config import AdaSparkConfig
+    from adaspark_eval.data.frame_cache import FrameCache
     from adaspark_eval.data.video import VideoSettings
     from adaspark_eval.lmms.model import AdaSparkLMM
 
-    common = {"pretrained": str(checkpoint), "device": device, "dtype": "bfloat16", "output": str(output)}
-    if "video" in inspect.signature(AdaSparkLMM.__init__).parameters:
-        from adaspark_eval.data.frame_cache import FrameCache
-
-        return AdaSparkLMM(**common, config=AdaSparkConfig(**knobs), video=VideoSettings(max_num_frames=frames),
-                           workers=workers, frame_cache=None if frame_cache is None else FrameCache(frame_cache))
-    if workers or frame_cache:
-        raise RuntimeError("this AdaSparkLMM takes no workers / frame_cache: run rows with workers=0 and no cache")
-    return AdaSparkLMM(**common, max_num_frames=frames, **{key: str(value) for key, value in knobs.items()})
+    return AdaSparkLMM(pretrained=str(checkpoint), device=device, dtype="bfloat16", output=str(output),
+                       config=AdaSparkConfig(**knobs), video=VideoSettings(max_num_frames=frames), workers=workers,
+                       frame_cache=None if frame_cache is None else FrameCache(frame_cache))
 
 
 def harness_row(spec: HarnessRow, checkpoint: Path, data_root: Path, frames: int, limit: int | None,

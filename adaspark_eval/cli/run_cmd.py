@@ -27,6 +27,7 @@ from adaspark_eval.evaluation.runner import check_data, evaluate
 from adaspark_eval.evaluation.sweep import SweepPoint, grid, sweep
 from adaspark_eval.lmms.model import AdaSparkLMM, auto_workers
 from adaspark_eval.methods import METHODS, Method, make_method
+from adaspark_eval.models.loading import check_checkpoint, check_device
 from adaspark_eval.models.parallel import launch, leave, world_size
 from adaspark_eval.reporting.aggregate import ordered_tasks
 from adaspark_eval.reporting.load import load_results
@@ -146,6 +147,8 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     options.video()  # frame and pixel settings that read no video stop here
     if options.output is not None:
         check_writable(options.output)
+    check_device(options.device)
+    check_checkpoint(options.model)  # config.json, architecture and weights, before the model loads
     method = make_method(options.method, options.peer_settings())  # bad settings stop here, before the model loads
     return Prepared(benchmarks, root, points, method, options.cache(), options.worker_count())
 
