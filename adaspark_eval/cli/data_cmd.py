@@ -22,10 +22,13 @@ def check_command(
     root: Annotated[Path | None, typer.Option(envvar=DATA_ROOT_ENV, help="the data root: <root>/<task>/...")] = None,
     decode: Annotated[bool, typer.Option(help="also decode the first and last frame of every video")] = True,
 ) -> None:
-    """Annotation present and readable, every referenced video present (and decodable); exit 1 otherwise."""
+    """Annotation present, readable and holding every field the scorers read, every referenced video present
+    (and decodable); exit 1 when files are missing, 2 when an annotation is empty or lacks a scorer field."""
     folder = data_root(root)
     checks = [check_dataset(benchmark, folder, decode=decode) for benchmark in parse_tasks(task)]
     for check in checks:
         typer.echo("\n".join(check.lines()))
+    if any(check.invalid for check in checks):
+        raise typer.Exit(code=2)
     if not all(check.ok for check in checks):
         raise typer.Exit(code=1)

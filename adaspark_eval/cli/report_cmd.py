@@ -1,7 +1,9 @@
-"""``adaspark-eval report``: tables, the paper's tables and plots from a results folder."""
+"""``adaspark-eval report``: tables, the paper's tables and plots from a results folder, every score
+recomputed from the records under the scoring rule chosen (``--scoring``)."""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,12 +27,26 @@ FormatOption = Annotated[Format, typer.Option("--format", help="markdown | latex
 OutFileOption = Annotated[Path | None, typer.Option("--out", help="write to this file instead of stdout")]
 
 
+class Scoring(str, Enum):
+    """``--scoring``: the rule every benchmark's scores are recomputed under (``datasets.scoring``)."""
+
+    default = "default"
+    lmms = "lmms"
+    official = "official"
+
+
+ScoringOption = Annotated[Scoring, typer.Option(
+    "--scoring", help="lmms (lmms-eval's; VideoNIAH: the lenient parser) | official (each benchmark's released "
+                      "evaluator) | default (lmms for Video-MME and MLVU, official for VideoNIAH); scores are "
+                      "recomputed from the records' raw predictions")]
+
+
 @report_app.command("table")
 @friendly
 def table_command(results: ResultsOption, fmt: FormatOption = "markdown", out: OutFileOption = None,
-                  model: ModelOption = None) -> None:
+                  model: ModelOption = None, scoring: ScoringOption = Scoring.default) -> None:
     """Per task and config: scores, FLOP reduction, TFLOPs, latency; then category breakdowns."""
-    _emit(render(report_tables(load_results(results, model)), fmt), out)
+    _emit(render(report_tables(load_results(results, model, scoring.value)), fmt), out)
 
 
 @report_app.command("paper")
@@ -42,10 +58,11 @@ def paper_command(
     fmt: FormatOption = "markdown",
     out: OutFileOption = None,
     model: ModelOption = None,
+    scoring: ScoringOption = Scoring.default,
 ) -> None:
     """The paper's main table (dense and AdaSpark at each --p), the peer methods at AdaSpark's FLOPs (the
     nearest run of each) and the ablations the runs hold."""
-    _emit(render(paper_tables(load_results(results, model), p), fmt), out)
+    _emit(render(paper_tables(load_results(results, model, scoring.value), p), fmt), out)
 
 
 @report_app.command("plot")
@@ -54,9 +71,10 @@ def plot_command(
     results: ResultsOption,
     out: Annotated[Path, typer.Option("--out", help="folder for the PNG and PDF figures")],
     model: ModelOption = None,
+    scoring: ScoringOption = Scoring.default,
 ) -> None:
     """Accuracy vs FLOPs per task, per-layer sparsity vs p, VideoNIAH depth x length heatmap."""
-    paths = plot_all(load_results(results, model), out)
+    paths = plot_all(load_results(results, model, scoring.value), out)
     if not paths:
         raise fail(f"the runs under {results} hold no scores with FLOP counts, layer statistics or VideoNIAH "
                    "samples to plot: run the tasks with FLOP counting on, then plot again")

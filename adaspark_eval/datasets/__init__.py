@@ -6,7 +6,8 @@ lmms-eval tasks under ``tasks/`` are thin YAML over these.
 
 from __future__ import annotations
 
-from adaspark_eval.datasets.base import DATA_ROOT_ENV, Benchmark, DatasetMissing, Judgement, data_root
+from adaspark_eval.datasets.base import (DATA_ROOT_ENV, AnnotationInvalid, Benchmark, DatasetMissing, Judgement,
+                                         data_root)
 from adaspark_eval.datasets.mlvu import MLVUDev
 from adaspark_eval.datasets.videomme import VideoMME
 from adaspark_eval.datasets.videoniah import VideoNIAH
@@ -34,5 +35,5 @@ def parse_tasks(text: str) -> list[Benchmark]:
     return [get_benchmark(name) for name in dict.fromkeys(names)]
 
 
-__all__ = ["BENCHMARKS", "DATA_ROOT_ENV", "Benchmark", "DatasetMissing", "Judgement", "UnknownTask", "data_root",
-           "get_benchmark", "parse_tasks"]
+__all__ = ["BENCHMARKS", "DATA_ROOT_ENV", "AnnotationInvalid", "Benchmark", "DatasetMissing", "Judgement",
+           "UnknownTask", "data_root", "get_benchmark", "parse_tasks"]

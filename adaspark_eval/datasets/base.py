@@ -24,6 +24,11 @@ class DatasetMissing(FileNotFoundError):
     """A benchmark's annotation file is not under the data root; the message says where it goes."""
 
 
+class AnnotationInvalid(ValueError):
+    """A benchmark's annotation has no rows, or a row lacks a field the scorers need; the message
+    (one line) names the file and the field."""
+
+
 @dataclass(frozen=True)
 class Judgement:
     """One prediction against its gold answer.
@@ -71,6 +76,9 @@ class Benchmark(ABC):
     lmms_task: ClassVar[str]  # the lmms-eval task (tasks/<name>/*.yaml)
     annotations: ClassVar[tuple[str, ...]]  # accepted annotation files, relative to the benchmark folder
     source: ClassVar[str]  # where the official files come from and where they go, for messages
+    # annotation fields the scoring rules (``datasets.scoring``) read, directly or through the record:
+    # ``data check`` and a run's data check stop on a row without one
+    scorer_fields: ClassVar[tuple[str, ...]]
 
     @property
     @abstractmethod

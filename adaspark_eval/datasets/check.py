@@ -1,11 +1,14 @@
-"""``data check``: is a benchmark's local copy complete? Annotation present and readable, every
-referenced video present and (optionally) decodable."""
+"""``data check``: is a benchmark's local copy complete? Annotation present, readable, not empty and
+holding every field the scorers read (``Benchmark.scorer_fields``), every referenced video present and
+(optionally) decodable."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from typing import Any
 
 from adaspark_eval.datasets.base import Benchmark, DatasetMissing
 from adaspark_eval.data.video import VideoError, read_video
@@ -16,7 +19,10 @@ class DataCheck:
     """What ``check_dataset`` found for one benchmark under one root.
 
     Attributes:
-        problem: why the annotation cannot be used (missing or unreadable), with where it goes; None if fine.
+        problem: why the annotation cannot be used (missing, unreadable, empty or lacking a field the
+            scorers read), in one line naming the file (and the field); None if fine.
+        invalid: the annotation is there and readable but empty or lacking a scorer field (a wrong file,
+            not a missing one: ``data check`` exits 2 on it).
         samples: annotation rows; videos: distinct videos they reference.
         missing: referenced videos that do not exist.
         corrupt: one line per video that exists but does not decode (only with ``decode=True``).
@@ -26,6 +32,7 @@ class DataCheck:
     folder: Path
     annotation: Path | None = None
     problem: str | None = None
+    invalid: bool = False
     samples: int = 0
     videos: int = 0
     missing: list[Path] = field(default_factory=list)
@@ -44,7 +51,7 @@ class DataCheck:
     def lines(self, limit: int = 20) -> list[str]:
         """A human report: one status line, then up to ``limit`` lines per kind of problem."""
         if self.problem is not None:
-            return [f"{self.benchmark}: MISSING: {self.problem}"]
+            return [f"{self.benchmark}: {'INVALID' if self.invalid else 'MISSING'}: {self.problem}"]
         status = "OK" if self.ok else "INCOMPLETE"
         out = [f"{self.benchmark}: {status}: {self.samples} samples, {self.videos} videos, "
                f"annotation {self.annotation}"]
@@ -66,6 +73,11 @@ def check_dataset(benchmark: Benchmark, root: Path, decode: bool = True, workers
     report = DataCheck(benchmark.name, benchmark.folder(root))
     try:
         report.annotation = benchmark.annotation(root)
+        rows = benchmark.read_rows(report.annotation)
+        report.problem = annotation_problem(benchmark, report.annotation, rows)
+        if report.problem is not None:
+            report.invalid = True
+            return report
         docs = benchmark.read_docs(root)
     except DatasetMissing:
         report.problem = benchmark.missing(root)
@@ -83,6 +95,22 @@ def check_dataset(benchmark: Benchmark, root: Path, decode: bool = True, workers
         with ThreadPoolExecutor(max_workers=workers) as pool:
             report.corrupt = [reason for reason in pool.map(video_problem, present) if reason is not None]
     return report
+
+
+def annotation_problem(benchmark: Benchmark, annotation: Path, rows: Any) -> str | None:
+    """One line naming ``annotation`` and what the scorers miss in its ``rows``: no rows at all, or the
+    first of ``benchmark.scorer_fields`` absent (or null) in some row; None when every row has them all."""
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        return (f"{annotation} is not a list of annotation rows: replace it with the official file; "
+                f"{benchmark.source}")
+    if not rows:
+        return f"{annotation} holds no annotation rows: replace it with the official file; {benchmark.source}"
+    for name in benchmark.scorer_fields:
+        lacking = [index for index, row in enumerate(rows) if row.get(name) is None]
+        if lacking:
+            return (f"{annotation} has no field '{name}' in {len(lacking)} of {len(rows)} rows (first: row "
+                    f"{lacking[0]}), which the scorers read: replace it with the official file; {benchmark.source}")
+    return None
 
 
 def video_problem(path: Path) -> str | None:

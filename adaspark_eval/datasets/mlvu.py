@@ -5,7 +5,8 @@ Layout under ``<root>/mlvu_dev``: ``mlvu/test-00000-of-00001.parquet`` (columns 
 ``task_type``, ``question_id``) and each video at ``<video_name>``. Prompt, answer parsing and M-Avg
 are lmms-eval's own ``mlvu_dev`` task functions. M-Avg is lmms-eval's macro mean over the seven
 multiple-choice task types (a type with no sample counts 0, as there); each type's accuracy is
-reported beside it.
+reported beside it. That is the ``lmms`` rule of ``datasets.scoring.mlvu``, which also has the official
+evaluator's (``official``: M-Avg over the types present).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class MLVUDev(Benchmark):
     source = (f"it is {ANNOTATION} of the Hugging Face dataset sy1998/MLVU_dev; unzip its video zips beside its "
               "mlvu/ folder so that every <video_name> of the parquet lies there")
     metrics = ("m_avg", *TASK_TYPES)
+    scorer_fields = ("answer", "task_type", "candidates")
 
     def read_rows(self, annotation: Path) -> list[dict[str, Any]]:
         import pyarrow.parquet as pq

@@ -4,7 +4,8 @@ Layout under ``<root>/videomme``: ``videomme/test-00000-of-00001.parquet`` (colu
 ``duration``, ``domain``, ``sub_category``, ``url``, ``videoID``, ``question_id``, ``task_type``,
 ``question``, ``options``, ``answer``) and ``data/<videoID>.mp4``. Prompt, answer parsing and the
 overall score are lmms-eval's own ``videomme`` task functions; the breakdowns are accuracies over the
-same per-sample dicts, by duration, domain (lmms-eval's "category") and task type.
+same per-sample dicts, by duration, domain (lmms-eval's "category") and task type. That is the ``lmms``
+rule of ``datasets.scoring.videomme``, which also has the official evaluator's (``official``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from adaspark_eval.datasets.base import Benchmark, Judgement, slice_accuracy, slug
+from adaspark_eval.datasets.scoring.videomme import lmms_item
 
 ANNOTATION = "videomme/test-00000-of-00001.parquet"
 
@@ -23,6 +25,7 @@ class VideoMME(Benchmark):
     name = "videomme"
     lmms_task = "videomme_local"
     annotations = (ANNOTATION,)
+    scorer_fields = ("answer", "duration", "domain", "sub_category", "task_type")
     source = (f"it is {ANNOTATION} of the Hugging Face dataset lmms-lab/Video-MME; unzip its videos_chunked_*.zip "
               "beside its videomme/ folder so that data/<videoID>.mp4 exist")
 
@@ -65,9 +68,7 @@ class VideoMME(Benchmark):
                 "task_type": doc["task_type"]}
 
     def judge(self, doc: dict[str, Any], prediction: str) -> Judgement:
-        from lmms_eval.tasks.videomme.utils import videomme_process_results
-
-        item = videomme_process_results(doc, [prediction])["videomme_perception_score"]
+        item = lmms_item(doc, prediction)
         return Judgement(parsed=item["pred_answer"] or None, correct=item["score"] == 1.0, item=item)
 
     def aggregate(self, metric: str, items: Sequence[dict[str, Any]]) -> float:

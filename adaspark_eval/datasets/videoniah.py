@@ -5,7 +5,9 @@ Layout under ``<root>/videoniah``: ``VNBench-main-4try.json`` (official) or ``vi
 (generated), a list of ``{video, question, options (4), gt, gt_option, needle_time, length, type,
 try, ...}``, with each ``video`` relative to this folder (or absolute). The prompt is the official
 VNBench one (question, ``A. ...`` to ``D. ...``, then the instruction); parsing and the circular
-4-try scores per needle type, per task (ret/ord/cnt) and overall are ``data.niah.scoring``.
+4-try scores per needle type, per task (ret/ord/cnt) and overall are ``data.niah.scoring``: the ``lenient``
+rule of ``datasets.scoring.videoniah`` (what a run's ``scores`` hold), which also has VNBench's own
+``eval.py`` rule (``official``, the one for paper tables).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from adaspark_eval.data.niah.questions import LETTERS, OFFICIAL_TYPES, TASKS
 from adaspark_eval.data.niah.scoring import parse_choice, score
 
 OFFICIAL_ANNOTATION = "VNBench-main-4try.json"
-# Per-try fields the scores and the depth x length table read (besides ``correct``).
-NIAH_FIELDS = ("video", "type", "try", "question_id", "depth", "length", "needle_time")
+# Per-try fields the scores and the depth x length table read (besides ``correct``); ``options`` lets the
+# lenient rule rescore a record (it reads an answer naming one option's text as that option).
+NIAH_FIELDS = ("video", "type", "try", "question_id", "depth", "length", "needle_time", "options")
 
 
 def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, str] | None = None) -> str:
@@ -40,6 +43,7 @@ class VideoNIAH(Benchmark):
     source = (f"put the VNBench release ({OFFICIAL_ANNOTATION} and its videos) in that folder, or generate a set "
               "into it with `adaspark-eval niah generate --out <folder>`")
     metrics = (*OFFICIAL_TYPES, *TASKS, "overall")
+    scorer_fields = ("gt", "gt_option", "options", "type", "try")
 
     def read_rows(self, annotation: Path) -> list[dict[str, Any]]:
         return json.loads(annotation.read_text(encoding="utf-8"))

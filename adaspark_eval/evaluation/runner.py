@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from adaspark_eval.datasets import DATA_ROOT_ENV, Benchmark, DatasetMissing
+from adaspark_eval.datasets import DATA_ROOT_ENV, AnnotationInvalid, Benchmark, DatasetMissing
 from adaspark_eval.datasets.check import DataCheck, check_dataset
 from adaspark_eval.models.parallel import gather_served
 from adaspark_eval.evaluation.summary import build_summary
@@ -27,13 +27,17 @@ from adaspark_eval.results.store import RunLock
 
 
 def check_data(benchmarks: Sequence[Benchmark], root: Path) -> list[DataCheck]:
-    """Presence check (no decoding) of each benchmark under ``root``.
+    """Presence check (no decoding) of each benchmark under ``root``, before any model loads.
 
     Raises:
+        AnnotationInvalid: a benchmark's annotation is empty or a row lacks a field the scorers read (one
+            line naming the file and the field).
         DatasetMissing: a benchmark's annotation is missing or unreadable (message: where it goes).
     """
     checks = [check_dataset(benchmark, root, decode=False) for benchmark in benchmarks]
     for check in checks:
+        if check.invalid:
+            raise AnnotationInvalid(f"{check.benchmark}: {check.problem}")
         if not check.usable:
             raise DatasetMissing(f"{check.benchmark}: {check.problem} (see `adaspark-eval data check --task "
                                  f"{check.benchmark} --root {root}`)")

@@ -1,4 +1,5 @@
-"""``summary.json`` of a run: lmms-eval's scores plus means over the run's sample records, the config,
+"""``summary.json`` of a run: lmms-eval's scores (``scores``), the benchmarks' official evaluators' scores
+recomputed from the run's sample records (``scores_official``), means over those records, the config,
 the model, package versions and the git revision (``results.schema.RunSummary``)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adaspark_eval.datasets import Benchmark
+from adaspark_eval.datasets.scoring import RecordsUnscorable, has_rules, score_records
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.results.schema import RunSummary
 
@@ -27,7 +29,9 @@ def build_summary(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], results: dic
     Args:
         results: lmms-eval's ``results["results"]`` (task -> ``"<metric>,<filter>"`` -> value).
 
-    ``scores`` holds ``"<benchmark>/<metric>"`` in percent, leaving out metrics no sample fell in (NaN).
+    ``scores`` holds ``"<benchmark>/<metric>"`` in percent, leaving out metrics no sample fell in (NaN);
+    ``scores_official`` the same names under each benchmark's official rule (``datasets.scoring``),
+    from the records of the samples served.
     ``flop_reduction`` and ``latency`` are means over the scored samples (errors left out);
     ``flop_reduction`` is ``{}`` until records carry FLOPs.
     """
@@ -41,6 +45,7 @@ def build_summary(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], results: dic
         "config_key": lm.config_key,
         "tasks": [b.name for b in benchmarks],
         "scores": scores(benchmarks, results),
+        "scores_official": rule_scores(benchmarks, records, "official"),
         "flop_reduction": _means([r["flops"] for r in scored if "flops" in r], ("llm_prefill", "total"), "reduction"),
         "latency": _means([r["latency"] for r in scored if "latency" in r], ("prefill_s", "total_s")),
         "n_samples": len(records),
@@ -62,6 +67,23 @@ def scores(benchmarks: Sequence[Benchmark], results: dict[str, dict[str, Any]]) 
             metric, _, filter_name = key.partition(",")
             if metric in benchmark.metrics and filter_name == "none" and not math.isnan(value):
                 out[f"{benchmark.name}/{metric}"] = float(value)
+    return out
+
+
+def rule_scores(benchmarks: Sequence[Benchmark], records: Sequence[dict[str, Any]], rule: str) -> dict[str, float]:
+    """``"<benchmark>/<metric>"`` -> percent under scoring ``rule``, recomputed from ``records`` (a failed
+    sample answers the empty string). A benchmark without rules, without records, or whose records lack a
+    field the rule reads (resumed from an older harness) is left out rather than failing the run."""
+    out = {}
+    for benchmark in benchmarks:
+        chosen = [record for record in records if record["task"] == benchmark.name]
+        if not chosen or not has_rules(benchmark.name):
+            continue
+        try:
+            values = score_records(benchmark.name, chosen, rule)
+        except RecordsUnscorable:
+            continue
+        out.update({f"{benchmark.name}/{metric}": value for metric, value in values.items()})
     return out
 
 

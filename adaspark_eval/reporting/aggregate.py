@@ -1,6 +1,6 @@
 """Samples reduced to what reports show: one row per config, one point per config and task
-(headline score, FLOPs, latency), category scores by each task's rule, per-layer sparsity, VideoNIAH
-depth x length tables.
+(headline score, FLOPs, latency), category scores by each task's scoring rule (``Results.rule``),
+per-layer sparsity, VideoNIAH depth x length tables.
 
 FLOPs are counted at 2 per multiply-add; reductions are percent (mean over scored samples of
 ``1 - actual / dense``); TFLOPs and seconds are means per scored sample.
@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from adaspark_eval.data.niah.scoring import depth_length_table, score
-from adaspark_eval.reporting.load import RUN_COLUMNS, Results
+from adaspark_eval.datasets.scoring import get_rule, has_rules
+from adaspark_eval.reporting.load import AS_RUN, RUN_COLUMNS, Results
 
 TASK_ORDER = ("videomme", "mlvu_dev", "videoniah")
 HEADLINE_METRICS = ("m_avg", "overall")  # a task's headline summary metric: the first of these it has
@@ -95,10 +96,15 @@ def points(results: Results) -> pd.DataFrame:
     return table.sort_values(["task", "config_key"], key=lambda c: c.map(ranks[c.name]), ignore_index=True)
 
 
-def group_score(task: str, samples: pd.DataFrame) -> float:
-    """Percent score of ``samples`` (of ``task``) by the task's rule: VideoNIAH's official 4-try circular
-    ``overall`` (``data.niah.scoring.score``; a failed try counts as wrong), else percent correct of the
-    scored samples; NaN when nothing is scored."""
+def group_score(task: str, samples: pd.DataFrame, rule: str = AS_RUN) -> float:
+    """Percent score of ``samples`` (of ``task``) under scoring ``rule``, recomputed from the records'
+    predictions (``datasets.scoring``: e.g. VideoNIAH's 4-try circular ``overall``, Video-MME's official
+    right / parsed). ``as run`` (or a task without rules) reads each record's stored ``correct``: VideoNIAH
+    by ``data.niah.scoring.score`` (a failed try counts as wrong), others percent correct of the scored
+    samples. NaN when nothing is scored."""
+    if rule != AS_RUN and has_rules(task):
+        records = list(samples["record"])
+        return get_rule(task, rule).group(records) if records else math.nan
     if task == "videoniah":
         records = niah_records(samples)
         return score(records)["overall"] if records else math.nan
@@ -107,10 +113,12 @@ def group_score(task: str, samples: pd.DataFrame) -> float:
 
 
 def category_scores(results: Results, task: str, key: str) -> pd.DataFrame:
-    """``group_score`` of the samples of ``task`` per value of category ``key`` (columns), one row per
-    config (index ``config_key``, report order)."""
+    """``group_score`` (under ``results.rule(task)``) of the samples of ``task`` per value of category ``key``
+    (columns), one row per config (index ``config_key``, report order)."""
     samples = results.samples[results.samples["task"] == task].dropna(subset=[f"category.{key}"])
-    cells = {group: group_score(task, rows) for group, rows in samples.groupby(["config_key", f"category.{key}"])}
+    rule = results.rule(task)
+    cells = {group: group_score(task, rows, rule)
+             for group, rows in samples.groupby(["config_key", f"category.{key}"])}
     table = pd.Series(cells, dtype=float).unstack()
     table.columns.name = key
     return table.reindex([k for k in configs(results).index if k in table.index])
@@ -134,20 +142,26 @@ def layer_profile(results: Results, series: str = MAIN_SERIES) -> pd.DataFrame:
             .mean())
 
 
-def niah_records(samples: pd.DataFrame) -> list[dict[str, Any]]:
+def niah_records(samples: pd.DataFrame, rule: str = AS_RUN) -> list[dict[str, Any]]:
     """The VideoNIAH tries of ``samples`` in the form ``data.niah.scoring`` reads: the record's ``niah``
-    fields (``video``, ``type``, ``try``, ``depth``, ``length``, ...) and ``correct``."""
-    return [{**record["niah"], "correct": record["correct"]} for record in samples["record"] if record.get("niah")]
+    fields (``video``, ``type``, ``try``, ``depth``, ``length``, ...) and ``correct``: the stored one
+    (``as run``), else whether scoring ``rule`` reads the gold option from the prediction."""
+    records = [record for record in samples["record"] if record.get("niah")]
+    if rule == AS_RUN:
+        return [{**record["niah"], "correct": record["correct"]} for record in records]
+    choice = get_rule("videoniah", rule).choice
+    return [{**record["niah"], "correct": choice(record) == str(record["answer"])} for record in records]
 
 
 def niah_tables(results: Results) -> dict[str, pd.DataFrame]:
     """VideoNIAH accuracy (%) by needle depth bin (rows) x haystack length (columns, seconds), per
     config with VideoNIAH tries (report order), by the 4-try circular rule
-    (``data.niah.scoring.depth_length_table``)."""
+    (``data.niah.scoring.depth_length_table``) on each try judged by ``results.rule("videoniah")``."""
     samples = results.samples[results.samples["task"] == "videoniah"]
+    rule = results.rule("videoniah")
     tables = {}
     for key, rows in samples.groupby("config_key"):
-        records = niah_records(rows)
+        records = niah_records(rows, rule)
         if records:
             tables[key] = depth_length_table(records)
     return {key: tables[key] for key in configs(results).index if key in tables}

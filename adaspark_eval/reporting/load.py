@@ -5,6 +5,12 @@ folder still being written (no summary yet) is not a run. Samples are keyed like
 ``(task, sample_id, config_key)``: records of another config than the folder's summary (left by an
 earlier config in the same folder) are dropped, and when several folders hold the same key the
 newest run (summary ``created``) wins. Scores are keyed ``(config_key, task, metric)`` the same way.
+
+Scores follow a scoring rule (``datasets.scoring``): ``scoring="default"`` (each benchmark's default
+rule), ``"lmms"`` or ``"official"`` recompute every benchmark's scores from the records' raw
+``prediction``, so any folder can be rescored without a rerun; ``None`` keeps the summaries' ``scores``
+as the runs reported them (lmms-eval's). A (config, task) with no records keeps its summary's scores
+under that rule (``scores``, or ``scores_official`` for the official rule) when the summary has them.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from adaspark_eval.datasets.scoring import has_rules, rule_name, score_records
 from adaspark_eval.reporting.labels import config_label, flat_knobs, series_name
 from adaspark_eval.results.store import SAMPLES, SUMMARY, read_run_samples
 
@@ -24,6 +31,10 @@ NUMERIC_COLUMNS = ["prefill_flops", "prefill_dense_flops", "prefill_reduction", 
 SAMPLE_COLUMNS = ["run", "config_key", "method", "task", "sample_id", "correct", "error", "prediction", "parsed",
                   "answer", *NUMERIC_COLUMNS, "record"]
 
+
+SCORINGS = ("default", "lmms", "official")  # what reports accept; None: the summaries' scores as the runs reported
+AS_RUN = "as run"  # the rule label of scores taken from a summary's ``scores`` as they are
+SCORE_COLUMNS = ["config_key", "task", "metric", "value", "rule"]
 
 RUN_COLUMNS = ["run", "name", "method", "config_key", "label", "series", "model", "created", "tasks", "n_samples",
                "n_errors"]
@@ -50,7 +61,9 @@ class Results:
             ``category.<key>``, ``niah.<key>`` and ``record`` (the raw dict).
         layers: one row per sample and decoder layer: ``config_key``, ``task``, ``sample_id``, ``layer``,
             ``kept_cube_fraction``, ``ffn_active_fraction``, ``entropy``.
-        scores: one row per ``(config_key, task, metric)`` of the summaries, ``value`` in percent.
+        scores: one row per ``(config_key, task, metric)``, ``value`` in percent, ``rule`` the scoring rule
+            it follows (``lmms``, ``official``, ``lenient``, or ``as run``).
+        scoring: the scoring asked for (``SCORINGS``, or None: as the runs reported).
     """
 
     root: Path
@@ -58,6 +71,19 @@ class Results:
     samples: pd.DataFrame
     layers: pd.DataFrame
     scores: pd.DataFrame
+    scoring: str | None = None
+
+    def rule(self, task: str) -> str:
+        """The rule the scores of ``task`` follow here: e.g. ``lmms``, ``official``, ``lenient``, ``as run``."""
+        return task_rule(task, self.scoring)
+
+
+def task_rule(task: str, scoring: str | None) -> str:
+    """The rule ``scoring`` means for ``task``: its own name there (``lenient`` for VideoNIAH's ``lmms``),
+    ``as run`` when ``scoring`` is None or the task has no rules."""
+    if scoring is None or not has_rules(task):
+        return AS_RUN
+    return rule_name(task, None if scoring == "default" else scoring)
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -65,12 +91,16 @@ def find_runs(root: Path) -> list[Path]:
     return sorted(path.parent for path in Path(root).rglob(SUMMARY) if (path.parent / SAMPLES).is_file())
 
 
-def load_results(root: str | Path, model: str | None = None) -> Results:
-    """Read every run folder under ``root`` (only those of ``model`` when given).
+def load_results(root: str | Path, model: str | None = None, scoring: str | None = "default") -> Results:
+    """Read every run folder under ``root`` (only those of ``model`` when given), scores under ``scoring``
+    (see the module docstring).
 
     Raises ``NoRunsError`` when there is no run, ``ValueError`` when runs of several models are
-    mixed and ``model`` is not given (a report compares configs of one model).
+    mixed and ``model`` is not given (a report compares configs of one model), or when ``scoring`` is
+    not one of ``SCORINGS`` or the records lack a field its rule reads (``RecordsUnscorable``).
     """
+    if scoring is not None and scoring not in SCORINGS:
+        raise ValueError(f"unknown scoring {scoring!r}: use one of {', '.join(SCORINGS)}")
     root = Path(root)
     summaries = [(folder, json.loads((folder / SUMMARY).read_text())) for folder in find_runs(root)]
     models = sorted({str(summary.get("model")) for _, summary in summaries})
@@ -84,7 +114,7 @@ def load_results(root: str | Path, model: str | None = None) -> Results:
     if model is None and len(models) > 1:
         raise ValueError(f"{root} holds runs of several models ({', '.join(models)}): pick one with --model")
     summaries.sort(key=lambda item: (str(item[1].get("created", "")), str(item[0])))
-    runs, samples, scores = [], {}, {}
+    runs, samples, reported = [], {}, {}
     for folder, summary in summaries:
         run = folder.relative_to(root).as_posix()
         runs.append(_run_row(run, summary))
@@ -92,18 +122,39 @@ def load_results(root: str | Path, model: str | None = None) -> Results:
         for record in read_run_samples(folder).values():
             if record.get("config_key") == key:
                 samples[(record["task"], str(record["sample_id"]), key)] = _sample_row(run, summary, record)
-        for name, value in summary.get("scores", {}).items():
-            task, _, metric = name.partition("/")
-            scores[(key, task, metric)] = value
+        for field in ("scores", "scores_official"):
+            for name, value in summary.get(field, {}).items():
+                task, _, metric = name.partition("/")
+                reported.setdefault((key, task, field), {})[metric] = value
     sample_rows = list(samples.values())
     return Results(
         root=root,
         runs=pd.DataFrame(runs),
         samples=_samples_frame(sample_rows),
         layers=_layers_frame(sample_rows),
-        scores=pd.DataFrame([{"config_key": k, "task": t, "metric": m, "value": v} for (k, t, m), v in scores.items()],
-                            columns=["config_key", "task", "metric", "value"]),
+        scores=_scores_frame(sample_rows, reported, scoring),
+        scoring=scoring,
     )
+
+
+def _scores_frame(rows: list[dict[str, Any]], reported: dict[tuple[str, str, str], dict[str, float]],
+                  scoring: str | None) -> pd.DataFrame:
+    """One row per (config_key, task, metric) under ``scoring``: recomputed from the records of each
+    (config_key, task) with records, else the newest summary's scores under that rule."""
+    records: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    if scoring is not None:
+        for row in rows:
+            records.setdefault((row["config_key"], row["task"]), []).append(row["record"])
+    groups = dict.fromkeys([*records, *((key, task) for key, task, _ in reported)])
+    out = []
+    for key, task in groups:
+        rule = task_rule(task, scoring)
+        if (key, task) in records and rule != AS_RUN:
+            values = score_records(task, records[(key, task)], rule)
+        else:
+            values = reported.get((key, task, "scores_official" if rule == "official" else "scores"), {})
+        out += [{"config_key": key, "task": task, "metric": m, "value": v, "rule": rule} for m, v in values.items()]
+    return pd.DataFrame(out, columns=SCORE_COLUMNS)
 
 
 def _run_row(run: str, summary: dict[str, Any]) -> dict[str, Any]:

@@ -46,14 +46,14 @@ ABLATIONS = (
 
 def score_table(results: Results, keys: Sequence[str], columns: Sequence[str] = ()) -> pd.DataFrame:
     """Rows: configs ``keys`` (by label). Columns: the config ``columns`` given, each task's headline
-    score (header ``"VideoMME (overall)"``), then the LLM-prefill FLOP reduction over all the row's
-    samples."""
+    score (header ``"VideoMME (overall, lmms)"``: the metric and the scoring rule), then the LLM-prefill
+    FLOP reduction over all the row's samples."""
     table_points = points(results)
     table_points = table_points[table_points["config_key"].isin(keys)]
     scores = table_points.pivot(index="config_key", columns="task", values="score")
     tasks = ordered_tasks(scores.columns)
     metrics = table_points.dropna(subset="metric").groupby("task")["metric"].agg(lambda m: m.mode()[0])
-    headers = {task: f"{TASK_NAMES.get(task, task)} ({metrics[task]})" for task in tasks}
+    headers = {task: f"{TASK_NAMES.get(task, task)} ({metrics[task]}, {results.rule(task)})" for task in tasks}
     table = configs(results).loc[list(keys), list(columns)].join(scores[tasks].rename(columns=headers))
     table[REDUCTION] = costs(results.samples, ["config_key"])["prefill_reduction"].reindex(table.index)
     table.index = configs(results).loc[list(keys), "label"]

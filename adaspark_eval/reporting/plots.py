@@ -37,9 +37,9 @@ def pareto_front(flops: pd.Series, score: pd.Series) -> pd.Index:
     return order.index[order["score"] > best]
 
 
-def accuracy_vs_flops(table: pd.DataFrame, task: str) -> Figure:
-    """Score of ``task`` against LLM-prefill FLOPs, relative to dense (left) and absolute (right), from
-    an ``aggregate.points`` table."""
+def accuracy_vs_flops(table: pd.DataFrame, task: str, rule: str = "as run") -> Figure:
+    """Score of ``task`` (under scoring ``rule``, named on the axis) against LLM-prefill FLOPs, relative
+    to dense (left) and absolute (right), from an ``aggregate.points`` table."""
     data = table[table["task"] == task].dropna(subset=["score", "prefill_reduction"])
     data = data.assign(relative=100 - data["prefill_reduction"])
     fig = figure(11, 4.2)
@@ -61,7 +61,7 @@ def accuracy_vs_flops(table: pd.DataFrame, task: str) -> Figure:
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     metric = data["metric"].mode()[0] if data["metric"].notna().any() else "score"
-    axes[0].set_ylabel(f"{task} {metric} (%)")
+    axes[0].set_ylabel(f"{task} {metric} (%, {rule} rule)")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
     fig.suptitle(f"{task}: accuracy vs FLOPs")
     return fig
@@ -92,9 +92,10 @@ def layer_sparsity(profile: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def niah_heatmap(tables: dict[str, pd.DataFrame], labels: pd.Series) -> Figure | None:
+def niah_heatmap(tables: dict[str, pd.DataFrame], labels: pd.Series, rule: str = "as run") -> Figure | None:
     """One VideoNIAH accuracy heatmap (depth x length) per config of ``tables``, titled by ``labels``
-    (config key -> label); None when there is no VideoNIAH sample."""
+    (config key -> label), tries judged by scoring ``rule`` (named on the colour bar); None when there is
+    no VideoNIAH sample."""
     if not tables:
         return None
     columns = min(3, len(tables))
@@ -113,7 +114,7 @@ def niah_heatmap(tables: dict[str, pd.DataFrame], labels: pd.Series) -> Figure |
         ax.set_ylabel("needle depth")
     for ax in axes[len(tables):]:
         ax.set_axis_off()
-    fig.colorbar(image, ax=axes.tolist(), label="accuracy (%, 4-try circular)")
+    fig.colorbar(image, ax=axes.tolist(), label=f"accuracy (%, 4-try circular, {rule} rule)")
     fig.suptitle("VideoNIAH accuracy by needle depth x haystack length")
     return fig
 
@@ -134,15 +135,16 @@ def plot_all(results: Results, out: Path) -> list[Path]:
 
 def figures(results: Results) -> dict[str, Figure]:
     """Every figure the results allow, by file stem: ``accuracy_vs_flops_<task>``, ``layer_sparsity``
-    (main AdaSpark series), ``niah_depth_length`` (dense and the main AdaSpark series)."""
+    (main AdaSpark series), ``niah_depth_length`` (dense and the main AdaSpark series); scores under the
+    results' scoring rules, named on the figures."""
     table = points(results)
-    out = {f"accuracy_vs_flops_{task}": accuracy_vs_flops(table, task)
+    out = {f"accuracy_vs_flops_{task}": accuracy_vs_flops(table, task, results.rule(task))
            for task in table.dropna(subset=["score", "prefill_reduction"])["task"].unique()}
     table_configs = configs(results)
     compared = table_configs.index[table_configs["series"].isin(["dense", MAIN_SERIES])]
     niah = {key: value for key, value in niah_tables(results).items() if key in compared}
     optional = {"layer_sparsity": layer_sparsity(layer_profile(results)),
-                "niah_depth_length": niah_heatmap(niah, table_configs["label"])}
+                "niah_depth_length": niah_heatmap(niah, table_configs["label"], results.rule("videoniah"))}
     return out | {stem: fig for stem, fig in optional.items() if fig is not None}
 
 

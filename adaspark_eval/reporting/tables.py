@@ -36,18 +36,20 @@ def task_table(results: Results, task: str) -> pd.DataFrame:
 
 def category_table(results: Results, task: str, key: str) -> pd.DataFrame:
     """Rows: configs (by label). Columns: the values of category ``key``; cells: the score of the
-    samples in that category by the task's rule (``aggregate.group_score``), percent."""
+    samples in that category under the task's scoring rule (``aggregate.group_score``), percent."""
     return _by_label(category_scores(results, task, key).round(PERCENT_DECIMALS), results)
 
 
 def report_tables(results: Results) -> dict[str, pd.DataFrame]:
     """Every table of ``report table``, by title: per task, its headline score and cost, then one table
-    per category key of its samples (``duration``, ``task_type``, ...)."""
+    per category key of its samples (``duration``, ``task_type``, ...). Each title names the scoring rule
+    of its scores, e.g. ``videomme: score (%, lmms rule) and cost (...)``."""
     tables = {}
     for task in ordered_tasks([*results.samples["task"], *results.scores["task"]]):
-        tables[f"{task}: score (%) and cost ({FLOPS_NOTE})"] = task_table(results, task)
+        scored = f"score (%, {results.rule(task)} rule)"
+        tables[f"{task}: {scored} and cost ({FLOPS_NOTE})"] = task_table(results, task)
         for key in category_keys(results, task):
-            tables[f"{task}: score (%) by {key}"] = category_table(results, task, key)
+            tables[f"{task}: {scored} by {key}"] = category_table(results, task, key)
     return tables
 
 

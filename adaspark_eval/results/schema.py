@@ -45,7 +45,8 @@ class SampleRecord(TypedDict, total=False):
     layers: list[LayerRecord]  # prefill, one entry per decoder layer
     latency: dict[str, float]  # {"prefill_s", "total_s"}
     tokens: dict[str, int]  # {"visual", "total", "generated"}
-    niah: dict[str, Any]  # VideoNIAH only: {"video", "type", "try", "question_id", "depth", "length", "needle_time"}
+    niah: dict[str, Any]  # VideoNIAH only: {"video", "type", "try", "question_id", "depth", "length", "needle_time",
+    # "options"} ("options" since the scoring rules: older records lack it, see docs/scoring.md)
 
 
 class RunSummary(TypedDict, total=False):
@@ -55,7 +56,10 @@ class RunSummary(TypedDict, total=False):
     config: dict[str, Any]  # AdaSparkConfig.to_dict()
     config_key: str
     tasks: list[str]
-    scores: dict[str, float]  # "<task>/<metric>" -> percent, e.g. "videomme/overall", "mlvu_dev/m_avg"
+    scores: dict[str, float]  # "<task>/<metric>" -> percent, e.g. "videomme/overall", "mlvu_dev/m_avg", as
+    # lmms-eval computed them (the ``lmms`` rule; ``lenient`` for VideoNIAH)
+    scores_official: dict[str, float]  # the same names under each benchmark's released evaluator (``official``
+    # rule of datasets.scoring), recomputed from the run's records; absent in summaries written before it
     flop_reduction: dict[str, float]  # mean over scored samples: {"llm_prefill", "total"}
     latency: dict[str, float]  # mean {"prefill_s", "total_s"}
     n_samples: int

@@ -40,3 +40,15 @@ def test_unknown_task_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["data", "check", "--task", "egoschema", "--root", str(tmp_path)])
     assert result.exit_code == 2
     assert result.output.strip() == "error: unknown task 'egoschema': choose from videomme, mlvu_dev, videoniah"
+
+
+def test_annotation_lacking_a_scorer_field_exits_2_in_one_line(benchmark_root: Path, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    shutil.copytree(benchmark_root / "videomme", tmp_path / "videomme")
+    annotation = tmp_path / "videomme/videomme/test-00000-of-00001.parquet"
+    pq.write_table(pq.read_table(annotation).drop_columns(["duration"]), annotation)
+    result = CliRunner().invoke(app, ["data", "check", "--task", "videomme", "--root", str(tmp_path), "--no-decode"])
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"videomme: INVALID: {annotation} has no field 'duration'")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from adaspark_eval.datasets import get_benchmark
 from adaspark_eval.datasets.check import check_dataset
 
@@ -51,3 +53,53 @@ def test_unreadable_annotation(benchmark_root: Path, tmp_path: Path) -> None:
     (tmp_path / "mlvu_dev/mlvu/test-00000-of-00001.parquet").write_bytes(b"PAR1 truncated")
     check = check_dataset(get_benchmark("mlvu_dev"), tmp_path)
     assert not check.usable and "cannot be read" in check.problem and "sy1998/MLVU_dev" in check.problem
+
+
+def without_field(benchmark_root: Path, tmp_path: Path, field: str) -> Path:
+    """A copy of the MLVU fixture whose annotation lacks column ``field``; returns its annotation path."""
+    import pyarrow.parquet as pq
+
+    shutil.copytree(benchmark_root / "mlvu_dev", tmp_path / "mlvu_dev")
+    annotation = tmp_path / "mlvu_dev/mlvu/test-00000-of-00001.parquet"
+    pq.write_table(pq.read_table(annotation).drop_columns([field]), annotation)
+    return annotation
+
+
+def test_annotation_without_a_scorer_field_is_one_line_naming_file_and_field(benchmark_root: Path,
+                                                                             tmp_path: Path) -> None:
+    annotation = without_field(benchmark_root, tmp_path, "candidates")
+    check = check_dataset(get_benchmark("mlvu_dev"), tmp_path)
+    assert check.invalid and not check.usable
+    [line] = check.lines()
+    assert line.startswith(f"mlvu_dev: INVALID: {annotation} has no field 'candidates' in 2 of 2 rows (first: row 0), "
+                           "which the scorers read")
+
+
+def test_empty_annotation_is_invalid(benchmark_root: Path, tmp_path: Path) -> None:
+    shutil.copytree(benchmark_root / "videoniah", tmp_path / "videoniah")
+    annotation = get_benchmark("videoniah").annotation(tmp_path)
+    annotation.write_text("[]")
+    check = check_dataset(get_benchmark("videoniah"), tmp_path)
+    assert check.invalid and check.lines() == [f"videoniah: INVALID: {check.problem}"]
+    assert check.problem.startswith(f"{annotation} holds no annotation rows")
+
+
+def test_a_missing_try_is_named_though_the_row_ids_need_it(benchmark_root: Path, tmp_path: Path) -> None:
+    import json
+
+    shutil.copytree(benchmark_root / "videoniah", tmp_path / "videoniah")
+    annotation = get_benchmark("videoniah").annotation(tmp_path)
+    rows = json.loads(annotation.read_text())
+    del rows[1]["try"]
+    annotation.write_text(json.dumps(rows))
+    check = check_dataset(get_benchmark("videoniah"), tmp_path)
+    assert check.invalid and "has no field 'try' in 1 of" in check.problem and "(first: row 1)" in check.problem
+
+
+def test_run_data_check_stops_before_the_model(benchmark_root: Path, tmp_path: Path) -> None:
+    from adaspark_eval.datasets import AnnotationInvalid, parse_tasks
+    from adaspark_eval.evaluation.runner import check_data
+
+    annotation = without_field(benchmark_root, tmp_path, "task_type")
+    with pytest.raises(AnnotationInvalid, match=f"^mlvu_dev: {annotation} has no field 'task_type'"):
+        check_data(parse_tasks("mlvu_dev"), tmp_path)

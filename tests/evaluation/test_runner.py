@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from adaspark_eval.datasets import DatasetMissing, get_benchmark, parse_tasks
+from adaspark_eval.datasets.scoring import score_records
 from adaspark_eval.evaluation.runner import check_data, evaluate
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.data.video import VideoSettings
@@ -45,7 +46,7 @@ def test_records(run) -> None:
         assert [layer["layer"] for layer in record["layers"]] == [0, 1, 2, 3]
         assert 0 < record["latency"]["prefill_s"] <= record["latency"]["total_s"]
     niah = [r for r in records if r["task"] == "videoniah"]
-    assert all({"video", "type", "try", "depth", "length"} <= set(r["niah"]) for r in niah)
+    assert all({"video", "type", "try", "depth", "length", "options"} <= set(r["niah"]) for r in niah)
 
 
 def test_summary(run) -> None:
@@ -59,6 +60,11 @@ def test_summary(run) -> None:
     assert summary["scores"]["videomme/overall"] == 100.0 * sum(r["correct"] for r in videomme) / len(videomme)
     assert 0 < summary["flop_reduction"]["llm_prefill"] < 1 and summary["latency"]["total_s"] > 0
     assert summary["versions"]["lmms_eval"] == "0.7.3" and summary["git_revision"]
+    records = list(lm.store.records.values())
+    for field, rule in (("scores", "lmms"), ("scores_official", "official")):  # both rules, from the records
+        rescored = {f"{b.name}/{metric}": value for b in ALL
+                    for metric, value in score_records(b.name, [r for r in records if r["task"] == b.name], rule).items()}
+        assert summary[field] == pytest.approx(rescored)
 
 
 def test_rerun_recomputes_nothing(run, benchmark_root: Path) -> None:

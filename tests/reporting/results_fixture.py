@@ -4,8 +4,9 @@ The tree holds a dense run (split over two folders that share its config key), a
 AdaSpark ablation runs at p=0.8 (fixed ratio, no compensation, cube 2x2x2, attention-only, FFN-only)
 and a peer method at two settings, each on the three tasks, plus a folder still being written (no
 summary) and a stale record of another config. Predictions, FLOPs and layer statistics are made up:
-this exercises the file format and the reports, not any model. Summary scores are plain means
-(percent correct), not the official scoring rules (VideoNIAH's is circular over 4 tries).
+this exercises the file format and the reports, not any model. Predictions are bare option letters, on
+which every scoring rule reads the same choice; summary scores are the records' scores under the lmms
+rule (``scores``, what lmms-eval computes) and the official rule (``scores_official``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from adaspark_eval.config import AdaSparkConfig
+from adaspark_eval.datasets.scoring import score_records
 from adaspark_eval.results.store import RunStore
 
 P_SWEEP = (0.6, 0.8, 0.9)
@@ -51,7 +53,8 @@ def fixture_samples() -> list[dict[str, Any]]:
     samples = []
     for i in range(6):
         samples.append({"task": "videomme", "sample_id": f"vm{i}", "category": {
-            "duration": ("short", "medium", "long")[i % 3], "task_type": ("Counting", "OCR")[i // 3]}})
+            "duration": ("short", "medium", "long")[i % 3], "domain": "Knowledge", "sub_category": "Astronomy",
+            "task_type": ("Counting Problem", "OCR Problems")[i // 3]}})
         samples.append({"task": "mlvu_dev", "sample_id": f"ml{i}",
                         "category": {"task_type": ("plotQA", "needle", "count")[i % 3]}})
     for video, (depth, length) in enumerate((d, n) for d in NIAH_DEPTHS for n in NIAH_LENGTHS):
@@ -93,20 +96,10 @@ def _totals(actual: float, dense: float) -> dict[str, float]:
     return {"actual": int(actual), "dense": int(dense), "reduction": 1 - int(actual) / int(dense)}
 
 
-def fixture_scores(records: list[dict[str, Any]]) -> dict[str, float]:
-    """Summary scores of the fixture: ``<task>/overall`` (percent correct, a plain mean) and
-    ``mlvu_dev/m_avg`` (the mean over its task types)."""
-    def percent(rows: list[dict[str, Any]]) -> float:
-        return 100 * sum(r["correct"] for r in rows) / len(rows)
-
-    scores = {f"{task}/overall": percent([r for r in records if r["task"] == task])
-              for task in dict.fromkeys(r["task"] for r in records)}
-    mlvu = [r for r in records if r["task"] == "mlvu_dev"]
-    if mlvu:
-        types = {r["category"]["task_type"] for r in mlvu}
-        scores["mlvu_dev/m_avg"] = sum(percent([r for r in mlvu if r["category"]["task_type"] == t])
-                                       for t in types) / len(types)
-    return scores
+def fixture_scores(records: list[dict[str, Any]], rule: str) -> dict[str, float]:
+    """Summary scores of the fixture under scoring ``rule``: ``<task>/<metric>`` of each task's records."""
+    return {f"{task}/{metric}": value for task in dict.fromkeys(r["task"] for r in records)
+            for metric, value in score_records(task, [r for r in records if r["task"] == task], rule).items()}
 
 
 def write_run(folder: Path, method: str, config: AdaSparkConfig, tasks: tuple[str, ...], created: str, seed: int) -> None:
@@ -118,7 +111,8 @@ def write_run(folder: Path, method: str, config: AdaSparkConfig, tasks: tuple[st
         store.append(record)
     store.write_summary({
         "run": folder.name, "model": "fixture", "method": method, "config": config.to_dict(),
-        "config_key": records[0]["config_key"], "tasks": list(tasks), "scores": fixture_scores(records),
+        "config_key": records[0]["config_key"], "tasks": list(tasks), "scores": fixture_scores(records, "lmms"),
+        "scores_official": fixture_scores(records, "official"),
         "flop_reduction": {"llm_prefill": sum(r["flops"]["llm_prefill"]["reduction"] for r in records) / len(records)},
         "latency": {"prefill_s": sum(r["latency"]["prefill_s"] for r in records) / len(records)},
         "n_samples": len(records), "n_errors": 0, "created": created,

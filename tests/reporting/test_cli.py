@@ -17,7 +17,7 @@ runner = CliRunner()
 def test_table_markdown_on_stdout(results_tree: Path) -> None:
     result = runner.invoke(app, ["report", "table", "--results", str(results_tree)])
     assert result.exit_code == 0, result.output
-    assert "### videomme: score (%) and cost" in result.output and "| adaspark p=0.8 cube=2x2x2 " in result.output
+    assert "### videomme: score (%, lmms rule) and cost" in result.output and "| adaspark p=0.8 cube=2x2x2 " in result.output
 
 
 def test_table_csv_and_latex_to_files(results_tree: Path, tmp_path: Path) -> None:

@@ -57,9 +57,9 @@ def test_newest_run_wins_for_a_repeated_key(results_tree: Path, tmp_path: Path) 
     summary = json.loads((root / "rerun/summary.json").read_text())
     summary.update(created="2027-01-01T00:00:00", scores={**summary["scores"], "videomme/overall": 12.5})
     (root / "rerun/summary.json").write_text(json.dumps(summary))
-    results = load_results(root)
+    results = load_results(root, scoring=None)  # the summaries' scores as the runs reported them
     score = results.scores.query("task == 'videomme' and metric == 'overall' and config_key == @summary['config_key']")
-    assert list(score["value"]) == [12.5]
+    assert list(score["value"]) == [12.5] and list(score["rule"]) == ["as run"]
     assert set(results.samples.loc[results.samples["config_key"] == summary["config_key"], "run"]) == {"rerun"}
 
 

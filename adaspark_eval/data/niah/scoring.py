@@ -29,12 +29,30 @@ _CHOICE_PATTERNS = [
 
 
 def parse_choice(prediction: str, options: Sequence[str] | None = None) -> str | None:
-    """The option letter (``"A"``..``"D"``) a free-form answer picks, or None when it names none.
+    """The option letter (``"A"``..``"D"``) a free-form answer picks, or None when it names none: the
+    ``lenient`` scoring rule of VideoNIAH (``datasets.scoring.videoniah``; ``official``, VNBench's own
+    ``eval.py``, is the rule for paper tables).
 
-    Reads "B", "(B)", "b.", "B. red", "B red", "The answer is B", "answer: (c)", "I think (D)", "... so C.".
-    A leading capital "A" followed by a lowercase word ("A red star") is read as the article. An answer
-    with no letter that contains the full text of exactly one of ``options`` (case-insensitive, whole
-    words: "the red star") picks that option.
+    Exactly what it accepts, tried in this order, the first that matches deciding:
+
+    1. the whole answer is one letter A-D or a-d between any non-word characters: "B", "(b)", "C.", " d ";
+    2. the answer starts (after spaces) with a letter, optionally after "(" or "[", followed by one of
+       ``) ] . : ,``: "B. red", "(c) blue", "[D] ...", "a: ...";
+    3. it starts with a capital B-D, or a capital A not followed by spaces and a lowercase word, then a
+       space: "B red star", "D or B" (D); "A red star" is the article, not A;
+    4. "answer", "option" or "choice" (any case, any word ending: "Answer", "options"), then optionally
+       "is", ":" or "would be", optionally "option", optionally "(" or "[", then a capital A-D not
+       followed by a letter, or a lowercase a-d followed by ")" / "]" or by the end or punctuation:
+       "The answer is B", "answer: (c)", "Option C.", "The correct option is b.";
+    5. a letter in brackets anywhere: "I think (A) fits", "[d]";
+    6. anywhere, a capital B-D not touching another ASCII letter, or a capital A so followed by the end,
+       punctuation or ")": "Based on the video, C", "... so A.", "答案是C";
+    7. no letter read: the answer contains, case-insensitively and as whole words, the full text of
+       exactly one of ``options`` ("the blue circle" -> that option; two options named -> None).
+
+    Two letters ("BC"), a lone "E", a fullwidth "Ｂ", an empty or blank answer read None. Being lenient,
+    it reads some answers the official rule does not ("b", "(c)", option text) and some differently
+    ("Answer: C" is C here, A under ``eval.py``; "D or B" is D here, B there).
     """
     for pattern in _CHOICE_PATTERNS:
         match = pattern.search(prediction)
