@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from adaspark_eval.cli.common import fail, friendly
-from adaspark_eval.data.frame_cache import FrameCache, default_folder
+
+if TYPE_CHECKING:
+    from adaspark_eval.data.frame_cache import FrameCache
 
 cache_app = typer.Typer(no_args_is_help=True, add_completion=False,
                         help="The frame cache: decoded, resized frames reused across questions and runs.")
@@ -46,6 +48,8 @@ def clear_command(frame_cache: FrameCacheOption = None) -> None:
 
 def _cache(folder: Path | None) -> FrameCache:
     """The cache at ``folder`` (default folder when None); a path that is not a folder is a user error."""
+    from adaspark_eval.data.frame_cache import FrameCache, default_folder
+
     cache = FrameCache(folder if folder is not None else default_folder())
     if cache.folder.exists() and not cache.folder.is_dir():
         raise fail(f"frame cache {cache.folder} is not a folder: pass --frame-cache DIR naming a folder")

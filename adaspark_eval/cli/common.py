@@ -1,4 +1,9 @@
-"""What every command shares: AdaSpark knob flags built from the config, and one-line user errors."""
+"""What every command shares: AdaSpark knob flags built from the config, and one-line user errors.
+
+``--help`` must stay fast, so the command modules import only light modules (config, data.video) at their top;
+torch, transformers, lmms-eval, pandas and the rest are imported inside the functions that run
+(tests/cli/test_help.py checks it). A value whose home imports them is written here or in the command's module,
+and tests/cli/test_help.py checks it equals its home's."""
 
 from __future__ import annotations
 
@@ -12,8 +17,8 @@ from typing import Annotated, Any
 import typer
 
 from adaspark_eval.config import AdaSparkConfig, ConfigError
-from adaspark_eval.data.video import VideoError
-from adaspark_eval.models.loading import ModelNotFound
+
+DATA_ROOT_ENV = "ADASPARK_DATA_ROOT"  # datasets.DATA_ROOT_ENV, which imports pandas
 
 KNOB_HELP = {
     "p": "top-p threshold for both modules, in (0, 1]",
@@ -37,7 +42,9 @@ KNOB_HELP = {
 }
 KNOBS = [f.name for f in dataclasses.fields(AdaSparkConfig)]
 
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, VideoError, ModelNotFound, FileNotFoundError, ValueError)
+# the errors a user can fix: ConfigError, VideoError, UnknownTask ... are ValueErrors; ModelNotFound,
+# DatasetMissing, NoRunsError are FileNotFoundErrors
+USER_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, ValueError)
 
 
 def fail(message: str) -> typer.Exit:

@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-from adaspark_eval.datasets import DATA_ROOT_ENV, data_root, parse_tasks
-from adaspark_eval.datasets.check import check_dataset
-from adaspark_eval.cli.common import friendly
+from adaspark_eval.cli.common import DATA_ROOT_ENV, friendly
 
 data_app = typer.Typer(no_args_is_help=True, add_completion=False,
                        help="Local benchmark data: one folder per benchmark under a data root.")
@@ -24,6 +22,9 @@ def check_command(
 ) -> None:
     """Annotation present, readable and holding every field the scorers read, every referenced video present
     (and decodable); exit 1 when files are missing, 2 when an annotation is empty or lacks a scorer field."""
+    from adaspark_eval.datasets import data_root, parse_tasks
+    from adaspark_eval.datasets.check import check_dataset
+
     folder = data_root(root)
     checks = [check_dataset(benchmark, folder, decode=decode) for benchmark in parse_tasks(task)]
     for check in checks:

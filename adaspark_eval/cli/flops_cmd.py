@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
-import torch
 import typer
-from transformers import BatchFeature, ProcessorMixin
 
 from adaspark_eval.cli.common import friendly, with_knobs
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.data.video import read_video
-from adaspark_eval.flops.analytic import dense_flops
-from adaspark_eval.flops.counter import count_sample
-from adaspark_eval.flops.dims import ModelDims, known_config, known_name
-from adaspark_eval.flops.sample import FLOPS_NOTE
-from adaspark_eval.models.loading import load_model
-from adaspark_eval.models.prompt import video_prompt
-from adaspark_eval.models.tiny import build_processor
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+
+if TYPE_CHECKING:
+    from transformers import BatchFeature, ProcessorMixin
 
 DEFAULT_SIZE = "448x448"
 
@@ -46,6 +39,17 @@ def flops_command(
 ) -> None:
     """FLOPs of one prefill (and decode steps) by component: vision encoder, LLM projections, attention,
     selection, FFN, LM head, decode; actual, dense and reduction."""
+    import torch
+
+    from adaspark_eval.flops.analytic import dense_flops
+    from adaspark_eval.flops.counter import count_sample
+    from adaspark_eval.flops.dims import ModelDims, known_config, known_name
+    from adaspark_eval.flops.sample import FLOPS_NOTE
+    from adaspark_eval.models.loading import load_model
+    from adaspark_eval.models.prompt import video_prompt
+    from adaspark_eval.models.tiny import build_processor
+    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+
     if new_tokens < 0:
         raise ValueError(f"--new-tokens {new_tokens} is negative: pass 0 or more")
     video_frames = _frames(video, size, frames)

@@ -6,16 +6,11 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from adaspark_eval.cli.common import friendly, with_knobs
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.data.video import read_video
-from adaspark_eval.inspection import compare
-from adaspark_eval.models.loading import load_model
-from adaspark_eval.models.prompt import video_prompt
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 
 @with_knobs()
@@ -32,6 +27,13 @@ def inspect_command(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Per-layer kept-cube and FFN-active fractions, and the distance of the sparse prediction from dense."""
+    import pandas as pd
+
+    from adaspark_eval.inspection import compare
+    from adaspark_eval.models.loading import load_model
+    from adaspark_eval.models.prompt import video_prompt
+    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+
     frames_array, _ = read_video(video, num_frames=frames)
     loaded = load_model(model, device=device, dtype=dtype, max_pixels=max_pixels)
     inputs = video_prompt(loaded.processor, [frames_array], question).to(device)

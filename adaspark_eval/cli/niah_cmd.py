@@ -9,8 +9,6 @@ import typer
 from tqdm import tqdm
 
 from adaspark_eval.cli.common import friendly
-from adaspark_eval.data.niah.generate import NiahSpec, plan, total_frames, write_set
-from adaspark_eval.data.niah.parsing import parse_depths, parse_lengths, parse_resolution, parse_types
 
 niah_app = typer.Typer(no_args_is_help=True, add_completion=False,
                        help="VideoNIAH: needles hidden in long haystack videos, VNBench-style questions.")
@@ -38,6 +36,9 @@ def generate_command(
     tries: Annotated[int, typer.Option(help="circular tries per question (options rotated), 1..4")] = 4,
 ) -> None:
     """Write needle-in-a-haystack mp4s and a VNBench-main-4try-style annotation file."""
+    from adaspark_eval.data.niah.generate import NiahSpec, plan, total_frames, write_set
+    from adaspark_eval.data.niah.parsing import parse_depths, parse_lengths, parse_resolution, parse_types
+
     spec = NiahSpec(
         n=n, seed=seed, lengths=parse_lengths(length) if length else None,
         depths=parse_depths(depth) if depth else None, needles=needles, duration=duration,

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from adaspark_eval.cli.common import fail, friendly
-from adaspark_eval.reporting.load import load_results
-from adaspark_eval.reporting.paper import paper_tables
-from adaspark_eval.reporting.plots import plot_all
-from adaspark_eval.reporting.render import Format, render
-from adaspark_eval.reporting.tables import report_tables
+
+Format = Literal["markdown", "latex", "csv"]  # reporting.render.Format, which imports pandas
 
 report_app = typer.Typer(no_args_is_help=True, add_completion=False,
                          help="Tables and plots from a results folder (the run folders of `run` and `sweep`).")
@@ -46,6 +43,10 @@ ScoringOption = Annotated[Scoring, typer.Option(
 def table_command(results: ResultsOption, fmt: FormatOption = "markdown", out: OutFileOption = None,
                   model: ModelOption = None, scoring: ScoringOption = Scoring.default) -> None:
     """Per task and config: scores, FLOP reduction, TFLOPs, latency; then category breakdowns."""
+    from adaspark_eval.reporting.load import load_results
+    from adaspark_eval.reporting.render import render
+    from adaspark_eval.reporting.tables import report_tables
+
     _emit(render(report_tables(load_results(results, model, scoring.value)), fmt), out)
 
 
@@ -62,6 +63,10 @@ def paper_command(
 ) -> None:
     """The paper's main table (dense and AdaSpark at each --p), the peer methods at AdaSpark's FLOPs (the
     nearest run of each) and the ablations the runs hold."""
+    from adaspark_eval.reporting.load import load_results
+    from adaspark_eval.reporting.paper import paper_tables
+    from adaspark_eval.reporting.render import render
+
     _emit(render(paper_tables(load_results(results, model, scoring.value), p), fmt), out)
 
 
@@ -74,6 +79,9 @@ def plot_command(
     scoring: ScoringOption = Scoring.default,
 ) -> None:
     """Accuracy vs FLOPs per task, per-layer sparsity vs p, VideoNIAH depth x length heatmap."""
+    from adaspark_eval.reporting.load import load_results
+    from adaspark_eval.reporting.plots import plot_all
+
     paths = plot_all(load_results(results, model, scoring.value), out)
     if not paths:
         raise fail(f"the runs under {results} hold no scores with FLOP counts, layer statistics or VideoNIAH "

@@ -13,27 +13,24 @@ import sys
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from adaspark_eval.cli.common import fail, friendly, with_knobs, with_options
+from adaspark_eval.cli.common import DATA_ROOT_ENV, fail, friendly, with_knobs, with_options
 from adaspark_eval.config import short_hash
-from adaspark_eval.data.frame_cache import DEFAULT_MAX_GB, FrameCache, gb_to_bytes
 from adaspark_eval.data.video import VideoSettings
-from adaspark_eval.datasets import DATA_ROOT_ENV, Benchmark, data_root, parse_tasks
-from adaspark_eval.datasets.demo import demo_root
-from adaspark_eval.evaluation.runner import check_data, evaluate
-from adaspark_eval.evaluation.sweep import SweepPoint, grid, sweep
-from adaspark_eval.lmms.model import AdaSparkLMM, auto_workers
-from adaspark_eval.methods import METHODS, Method, make_method
-from adaspark_eval.models.loading import check_checkpoint, check_device
-from adaspark_eval.models.parallel import launch, leave, world_size
-from adaspark_eval.reporting.aggregate import ordered_tasks
-from adaspark_eval.reporting.load import load_results
-from adaspark_eval.reporting.render import render
-from adaspark_eval.results.store import RunLock, check_writable
-from adaspark_eval.reporting.tables import FLOPS_NOTE, task_table
+
+if TYPE_CHECKING:
+    from adaspark_eval.data.frame_cache import FrameCache
+    from adaspark_eval.datasets import Benchmark
+    from adaspark_eval.evaluation.sweep import SweepPoint
+    from adaspark_eval.lmms.model import AdaSparkLMM
+    from adaspark_eval.methods import Method
+
+# the homes of these import torch: methods.METHODS (its names, in order) and data.frame_cache.DEFAULT_MAX_GB
+METHOD_NAMES = ("adaspark", "dense", "topk", "window", "fastv", "frames")
+DEFAULT_MAX_GB = 50.0
 
 
 def _flag(help: str, **option: Any) -> Any:
@@ -65,7 +62,7 @@ class RunOptions:
     min_pixels: int = field(default=VideoSettings.min_pixels, metadata={"help": "fewest pixels per frame"})
     max_pixels: int = field(default=VideoSettings.max_pixels, metadata={"help": "most pixels per frame"})
     method: str = field(default="adaspark", metadata={
-        "help": f"{' | '.join(METHODS)}: AdaSpark or a peer method (docs/peers.md)"})
+        "help": f"{' | '.join(METHOD_NAMES)}: AdaSpark or a peer method (docs/peers.md)"})
     window: int | None = _flag("window: slabs of cube_t time steps read on each side")
     fastv_layer: int | None = _flag("fastv: prune after this layer (0-based)")
     fastv_keep: float | None = _flag("fastv: fraction of visual tokens kept")
@@ -89,6 +86,8 @@ class RunOptions:
 
     def cache(self) -> FrameCache | None:
         """The frame cache asked for (None with ``--no-frame-cache``)."""
+        from adaspark_eval.data.frame_cache import FrameCache, gb_to_bytes
+
         if self.no_frame_cache:
             if self.frame_cache is not None:
                 raise fail("--frame-cache and --no-frame-cache contradict each other: pass one of them")
@@ -96,6 +95,8 @@ class RunOptions:
         return FrameCache(self.frame_cache, gb_to_bytes(self.frame_cache_max_gb))
 
     def worker_count(self) -> int:
+        from adaspark_eval.lmms.model import auto_workers
+
         if self.workers is not None and self.workers < 0:
             raise fail(f"--workers {self.workers}: pass 0 (decode in this process) or more worker processes")
         return auto_workers() if self.workers is None else self.workers
@@ -119,6 +120,9 @@ class Prepared:
 
 def resolve_root(benchmarks: list[Benchmark], given: Path | None) -> Path:
     """The data root; with none given for VideoNIAH alone, the generated offline demo set."""
+    from adaspark_eval.datasets import data_root
+    from adaspark_eval.datasets.demo import demo_root
+
     if given is None and [b.name for b in benchmarks] == ["videoniah"]:
         root = demo_root()
         typer.secho(f"no --data-root: using the generated VideoNIAH demo set at {root}", err=True)
@@ -130,6 +134,13 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     """Everything that needs no model, checked in order: the knobs (one point when ``single``, else a grid),
     the tasks and their data, the method and its settings. Raises the user errors ``friendly`` turns into one
     line."""
+    from adaspark_eval.datasets import parse_tasks
+    from adaspark_eval.evaluation.runner import check_data
+    from adaspark_eval.evaluation.sweep import grid
+    from adaspark_eval.methods import make_method
+    from adaspark_eval.models.loading import check_checkpoint, check_device
+    from adaspark_eval.results.store import check_writable
+
     points = grid(knobs)
     if single and len(points) > 1:
         raise fail(f"{len(points)} configs given ({', '.join(p.name for p in points)}): "
@@ -155,6 +166,8 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
 
 def load_lmm(prepared: Prepared, options: RunOptions) -> AdaSparkLMM:
     """The model of the first point (a sweep switches knobs between points without reloading)."""
+    from adaspark_eval.lmms.model import AdaSparkLMM
+
     return AdaSparkLMM(pretrained=options.model, config=prepared.points[0].config, method=prepared.method,
                        video=options.video(), device=options.device, device_map=options.device_map,
                        dtype=options.dtype, fused_ops=options.fused_ops, workers=prepared.workers,
@@ -171,6 +184,9 @@ def run_command(
         help="processes, one per device, samples shared out among them (docs/multi-gpu.md)")] = 1,
 ) -> None:
     """Check the data, evaluate one config through lmms-eval, write samples.jsonl and summary.json."""
+    from adaspark_eval.evaluation.runner import evaluate
+    from adaspark_eval.models.parallel import launch, leave, world_size
+
     prepared = prepare(knobs, options, single=True)
     if options.device_map is not None and num_processes > 1:
         raise fail("--device-map splits one process's model over GPUs; with --num-processes each process holds "
@@ -198,6 +214,10 @@ def sweep_command(
 ) -> None:
     """Evaluate a grid of configs (comma-separated values on any knob), one run folder each; each video is
     decoded and encoded once for all points."""
+    from adaspark_eval.evaluation.sweep import sweep
+    from adaspark_eval.models.parallel import world_size
+    from adaspark_eval.results.store import RunLock
+
     prepared = prepare(knobs, options, single=False)
     if world_size() > 1:
         raise fail("sweep runs in one process: evaluate its points with `run --num-processes`")
@@ -213,6 +233,8 @@ def sweep_command(
 def _locked(folder: Path | None) -> AbstractContextManager[Any]:
     """The lock of a run folder given by ``--output``, held by this process (rank 0 under a launcher);
     a folder chosen from the config key is locked by ``evaluate`` once the model has loaded."""
+    from adaspark_eval.results.store import RunLock
+
     if folder is None or int(os.environ.get("RANK", "0")) != 0:
         return nullcontext()
     return RunLock(folder)
@@ -221,7 +243,13 @@ def _locked(folder: Path | None) -> AbstractContextManager[Any]:
 def _print_overview(folder: Path) -> None:
     """Per task, the headline table of ``report table`` for the runs under ``folder`` (score, FLOPs,
     latency)."""
+    from adaspark_eval.reporting.aggregate import ordered_tasks
+    from adaspark_eval.reporting.load import load_results
+    from adaspark_eval.reporting.render import render
+    from adaspark_eval.reporting.tables import FLOPS_NOTE, task_table
+
     results = load_results(folder)
     for task in ordered_tasks(results.samples["task"]):
-        typer.echo(render({f"{task}: score (%) and cost ({FLOPS_NOTE})": task_table(results, task)}, "markdown"))
+        title = f"{task}: score (%, {results.rule(task)} rule) and cost ({FLOPS_NOTE})"
+        typer.echo(render({title: task_table(results, task)}, "markdown"))
     typer.echo(f"results: {folder}")
