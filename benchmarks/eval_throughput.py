@@ -67,6 +67,7 @@ class HarnessRow:
     knobs: dict[str, Any]
     workers: int | None
     cache: str
+    batched_vision: bool = False
 
 
 HARNESS_ROWS = (
@@ -78,6 +79,9 @@ HARNESS_ROWS = (
                {"fixed_ratio": 0.5, "select": "token"}, None, "warm"),
     HarnessRow("e-cube", "fixed_ratio=0.5 select=cube, workers, frame cache warm",
                {"fixed_ratio": 0.5, "select": "cube"}, None, "warm"),
+    HarnessRow("f", "AdaSpark p=1, workers, frame cache warm, --batched-vision", {"p": 1.0}, None, "warm", True),
+    HarnessRow("g", "fixed_ratio=0.5 select=cube, workers, frame cache warm, --batched-vision",
+               {"fixed_ratio": 0.5, "select": "cube"}, None, "warm", True),
 )
 
 
@@ -352,7 +356,7 @@ def _device_map(device: str) -> str:
 
 
 def make_harness_model(checkpoint: Path, frames: int, knobs: dict[str, Any], workers: int,
-                       frame_cache: str | None, output: Path, device: str = "cuda") -> Any:
+                       frame_cache: str | None, output: Path, device: str = "cuda", batched_vision: bool = False) -> Any:
     """The ``AdaSparkLMM`` of one harness row (the one place to adjust when its constructor changes)."""
     from adaspark_eval.config import AdaSparkConfig
     from adaspark_eval.data.frame_cache import FrameCache
@@ -361,7 +365,7 @@ def make_harness_model(checkpoint: Path, frames: int, knobs: dict[str, Any], wor
 
     return AdaSparkLMM(pretrained=str(checkpoint), device=device, dtype="bfloat16", output=str(output),
                        config=AdaSparkConfig(**knobs), video=VideoSettings(max_num_frames=frames), workers=workers,
-                       frame_cache=None if frame_cache is None else FrameCache(frame_cache))
+                       frame_cache=None if frame_cache is None else FrameCache(frame_cache), batched_vision=batched_vision)
 
 
 def harness_row(spec: HarnessRow, checkpoint: Path, data_root: Path, frames: int, limit: int | None,
@@ -380,7 +384,8 @@ def harness_row(spec: HarnessRow, checkpoint: Path, data_root: Path, frames: int
     frame_cache = None if spec.cache == "none" else str(cache)
     row_workers = workers if spec.workers is None else spec.workers
     start = time.perf_counter()
-    lm = make_harness_model(checkpoint, frames, spec.knobs, row_workers, frame_cache, output, device)
+    lm = make_harness_model(checkpoint, frames, spec.knobs, row_workers, frame_cache, output, device,
+                            spec.batched_vision)
     load_s = time.perf_counter() - start
     window = AnswerWindow(lm)
     evaluate(lm, [get_benchmark("videomme")], data_root, limit=limit, gen_kwargs=gen_kwargs)

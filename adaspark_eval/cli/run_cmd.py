@@ -54,6 +54,9 @@ class RunOptions:
     device_map: str | None = _flag("split the model over GPUs of this one process: auto (every visible GPU) or "
                                    "cuda:0,cuda:1 (docs/multi-gpu.md)")
     dtype: str = field(default="bfloat16", metadata={"help": "bfloat16 | float16 | float32"})
+    batched_vision: bool = field(default=False, metadata={
+        "help": "the vision encoder's window attention in one call per window size, not one per window (GPU speed; "
+                "may differ in the last bit, so it enters the config key; docs/evaluation.md)"})
     fused_ops: bool = field(default=False, metadata={
         "help": "RMSNorm, rotary embedding and SiLU-and-multiply as fused kernels (GPU; docs/kernels.md)"})
     frames: int = field(default=VideoSettings.max_num_frames,
@@ -170,7 +173,8 @@ def load_lmm(prepared: Prepared, options: RunOptions) -> AdaSparkLMM:
 
     return AdaSparkLMM(pretrained=options.model, config=prepared.points[0].config, method=prepared.method,
                        video=options.video(), device=options.device, device_map=options.device_map,
-                       dtype=options.dtype, fused_ops=options.fused_ops, workers=prepared.workers,
+                       dtype=options.dtype, fused_ops=options.fused_ops, batched_vision=options.batched_vision,
+                       workers=prepared.workers,
                        frame_cache=prepared.frame_cache)
 
 

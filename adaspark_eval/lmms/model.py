@@ -42,31 +42,34 @@ from adaspark_eval.data.video import VideoError, VideoSettings
 from adaspark_eval.datasets import BENCHMARKS, Benchmark
 from adaspark_eval.flops.dims import ModelDims
 from adaspark_eval.lmms.inputs import PreparedInputs
-from adaspark_eval.lmms.prepare import SampleJob, prepare, start_worker
+from adaspark_eval.lmms.prepare import SampleJob, prepare, size_processor, start_worker
 from adaspark_eval.lmms.timing import GenerationTimer
 from adaspark_eval.methods import Method, attach, make_method, split_settings
-from adaspark_eval.models.loading import AUTO, load_model
+from adaspark_eval.models.loading import AUTO, check_checkpoint, load_model
 from adaspark_eval.models.memo import SampleMemo
 from adaspark_eval.models.parallel import join, world_size
 from adaspark_eval.models.placement import parse_devices
+from adaspark_eval.models.vision import batch_vision
 from adaspark_eval.results.schema import SampleRecord
 from adaspark_eval.results.store import RunStore, SampleKey, sample_key
 
 METHOD = "adaspark"
 KNOBS = tuple(f.name for f in dataclasses.fields(AdaSparkConfig))
-MODEL_ARGS = ("pretrained", "device", "device_map", "dtype", "fused_ops", "max_num_frames", "fps", "min_pixels",
-              "max_pixels", "output", "method", "workers", "frame_cache", "frame_cache_max_gb")
+MODEL_ARGS = ("pretrained", "device", "device_map", "dtype", "fused_ops", "batched_vision", "max_num_frames", "fps",
+              "min_pixels", "max_pixels", "output", "method", "workers", "frame_cache", "frame_cache_max_gb")
 AUTO_WORKERS = "auto"  # workers=auto: ``data.prefetch.default_workers`` shared among the ranks of this machine
 
 
 def run_key(config: AdaSparkConfig, model: str, video: VideoSettings, dtype: str, method: Method | None = None,
-            fused_ops: bool = False) -> str:
+            fused_ops: bool = False, batched_vision: bool = False) -> str:
     """``adaspark-<hash>``: the config key of results; changes with any knob, the model, the video
     reading, the dtype or fused ops, so results of another setup are never reused."""
     payload: dict[str, Any] = {"knobs": config.key(), "model": model, "video": dataclasses.asdict(video),
                                "dtype": dtype}
     if fused_ops:  # keys of runs without them stay as they were
         payload["fused_ops"] = True
+    if batched_vision:
+        payload["batched_vision"] = True
     name = method.name if method is not None else METHOD
     if name != METHOD:  # a peer method's settings; AdaSpark runs keep the keys they had before methods
         payload["method"] = {"name": name, **method.settings()}
@@ -96,6 +99,7 @@ class AdaSparkLMM(lmms):
         output: str | Path | None = None,
         workers: int = 0,
         frame_cache: FrameCache | None = None,
+        batched_vision: bool = False,
     ) -> None:
         super().__init__()
         if workers < 0:
@@ -104,25 +108,32 @@ class AdaSparkLMM(lmms):
         self.method = method or make_method(METHOD)
         self.base_video = video or VideoSettings()  # as given; ``video``: as the method reads videos
         self.dtype = str(dtype)
-        self.fused_ops = bool(fused_ops)
+        self.fused_ops, self.batched_vision = bool(fused_ops), bool(batched_vision)
         devices = self._place(device, device_map)
-        self.loaded = load_model(str(pretrained), device=str(self._device), dtype=self.dtype, devices=devices,
+        name = check_checkpoint(str(pretrained))  # "auto" resolved: results are keyed by the model really used
+        # decode-ahead workers start first: they import and build their processor while the model loads
+        ahead = Prefetcher(prepare, self.workers, initializer=start_worker,
+                           initargs=(name, self.base_video, self.frame_cache)).start() if self.workers else None
+        self.loaded = load_model(name, device=str(self._device), dtype=self.dtype, devices=devices,
                                  fused_ops=self.fused_ops)
+        if self.batched_vision:
+            batch_vision(self.loaded.model)
         self._device = self.loaded.device  # where inputs go: the first GPU of a device map
         self.devices = {parameter.device for parameter in self.loaded.model.parameters()}
-        self.model_name = self.loaded.name  # "auto" resolved: results are keyed by the model really used
-        for sizes in (self.loaded.processor.image_processor, self.loaded.processor.video_processor):
-            sizes.size = {"shortest_edge": self.base_video.min_pixels, "longest_edge": self.base_video.max_pixels}
+        self.model_name = self.loaded.name
+        size_processor(self.loaded.processor, self.base_video)
+        self.preparer = ahead or Prefetcher(prepare, 0, initializer=start_worker,  # or inline, this processor
+                                            initargs=(self.loaded.processor, self.base_video, self.frame_cache))
         self.dims = ModelDims.from_config(self.loaded.model.config)
         self.sparse = attach(self.loaded.model, self.method, config or AdaSparkConfig())  # the one attach
         self._derive()
         self.store = self.open_store(output if output is not None else Path("results") / self.config_key)
         self.shared = SampleMemo()  # one sample's memo; a sweep keeps it across its points
         self.served: list[SampleKey] = []
-        self.preparer = Prefetcher(prepare, self.workers, initializer=start_worker,
-                                   initargs=(self.loaded.processor, self.frame_cache))
-        if self.workers:
-            self.preparer.start()  # the workers import and set up while lmms-eval builds its tasks
+
+    def close(self) -> None:
+        """Stop the decode-ahead workers (they also stop when this process exits)."""
+        self.preparer.close()
 
     @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: dict[str, Any] | None = None) -> AdaSparkLMM:
@@ -162,6 +173,7 @@ class AdaSparkLMM(lmms):
                    method=make_method(str(rest.get("method", METHOD)), {k: _text(v) for k, v in settings.items()}),
                    video=video, device=rest.get("device"), device_map=rest.get("device_map"),
                    dtype=str(rest.get("dtype", "bfloat16")), fused_ops=parse_bool(rest.get("fused_ops", False)),
+                   batched_vision=parse_bool(rest.get("batched_vision", False)),
                    output=rest.get("output"), workers=workers, frame_cache=frame_cache)
 
     def _place(self, device: str | None, device_map: str | None) -> list[torch.device] | None:
@@ -180,7 +192,7 @@ class AdaSparkLMM(lmms):
         """What follows from the method and knobs in force: how videos are read, and the results key."""
         self.video = self.method.video(self.base_video, self.dims)
         self.config_key = run_key(self.sparse.config, self.model_name, self.base_video, self.dtype, self.method,
-                                  self.fused_ops)
+                                  self.fused_ops, self.batched_vision)
 
     def open_store(self, folder: str | Path) -> RunStore:
         """The run folder ``folder`` as this process writes it (its rank's samples file)."""
@@ -313,7 +325,7 @@ class AdaSparkLMM(lmms):
         """The sample's inputs on the model's device, with the seconds their preparation took."""
         wait_s = 0.0
         if prepared is None:
-            start_worker(self.loaded.processor, self.frame_cache)
+            start_worker(self.loaded.processor, self.base_video, self.frame_cache)
             before = time.perf_counter()
             built = prepare(SampleJob(messages(), self.video))
             wait_s = time.perf_counter() - before  # prepared here: the model waited for all of it

@@ -45,9 +45,22 @@ class _Slot:
 _WORKER = _Slot()
 
 
-def start_worker(processor: Any, cache: FrameCache | None) -> None:
-    """A worker's (or the inline caller's) one-time set-up: the processor and the frame cache it uses."""
-    _WORKER.processor, _WORKER.cache = processor, cache
+def size_processor(processor: Any, video: VideoSettings) -> Any:
+    """``processor`` with its image and video pixel bounds set to ``video``'s (as lmms-eval's stock class
+    sets them)."""
+    for sizes in (processor.image_processor, processor.video_processor):
+        sizes.size = {"shortest_edge": video.min_pixels, "longest_edge": video.max_pixels}
+    return processor
+
+
+def start_worker(processor: Any, video: VideoSettings, cache: FrameCache | None) -> None:
+    """A worker's (or the inline caller's) one-time set-up: the processor (an object, or a model name to
+    load it from, so that workers start before the model loads) and the frame cache it uses."""
+    if isinstance(processor, str):
+        from adaspark_eval.models.loading import load_processor
+
+        processor = load_processor(processor)
+    _WORKER.processor, _WORKER.cache = size_processor(processor, video), cache
 
 
 def prepare(job: SampleJob | None) -> PreparedInputs | None:

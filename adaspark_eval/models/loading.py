@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoProcessor, Qwen2_5_VLForConditionalGene
 
 from adaspark_eval.models import fused
 from adaspark_eval.models.placement import dispatch, input_device, layer_device_map
-from adaspark_eval.models.tiny import build_tiny
+from adaspark_eval.models.tiny import build_processor, build_tiny
 
 TINY = "tiny"
 EMBEDDED = "niah-small"
@@ -133,6 +133,15 @@ def resolve_name(name: str) -> str:
     return REAL_7B
 
 
+def load_processor(name: str) -> Qwen2_5_VLProcessor:
+    """The processor of model ``name`` alone (cheap: what decode-ahead workers build), with qwen-vl-utils'
+    per-frame pixel cap, as ``load_model`` returns it."""
+    name = resolve_name(name)
+    processor = build_processor() if name == TINY else AutoProcessor.from_pretrained(resolve_checkpoint(name))
+    processor.video_processor.cap_pixels_per_frame = True  # qwen-vl-utils' per-frame pixel cap
+    return processor
+
+
 def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtype = "float32",
                max_pixels: int | None = None, devices: list[str] | None = None, fused_ops: bool = False) -> LoadedModel:
     """Load ``name`` (``"tiny"``, ``"niah-small"``, ``"auto"``, a checkpoint directory, or a cached hub
@@ -148,7 +157,7 @@ def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtyp
         raise fused.FusedOpsError(f"--fused-ops runs Triton kernels, which need a GPU (device {device}): pass "
                                   "--device cuda or drop --fused-ops")
     if name == TINY:
-        model, processor = build_tiny(dtype=torch_dtype)
+        model, _ = build_tiny(dtype=torch_dtype)
         device_map = layer_device_map(model.config, devices) if devices else None
         model = dispatch(model, device_map) if device_map else model.to(device)
     else:
@@ -157,8 +166,7 @@ def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtyp
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=torch_dtype, attn_implementation="sdpa",
                                                                    device_map=device_map)
         model = model if device_map else model.to(device)
-        processor = AutoProcessor.from_pretrained(path)
-    processor.video_processor.cap_pixels_per_frame = True  # qwen-vl-utils' per-frame pixel cap
+    processor = load_processor(name)
     if max_pixels is not None:
         size = processor.video_processor.size
         processor.video_processor.size = {"shortest_edge": size["shortest_edge"], "longest_edge": max_pixels}

@@ -54,7 +54,7 @@ def test_records_do_not_depend_on_workers_or_the_cache(benchmark_root: Path, tmp
     warm = read_samples(tmp_path / "warm" / "samples.jsonl")
     assert all(set(STAGES) <= set(r["latency"]) and r["latency"]["decode_s"] == 0.0 for r in warm)
     assert ahead.preparer.stats.deaths == 0 and ahead.preparer.stats.done == 12
-    ahead.preparer.close()
+    ahead.close()
 
 
 @pytest.mark.parametrize("once", [True, False], ids=["retried", "died-twice"])
@@ -74,4 +74,4 @@ def test_a_killed_worker_costs_at_most_its_sample(benchmark_root: Path, tmp_path
     else:
         assert len(failed) == 1 and "worker died twice" in failed[0]["error"]  # the other sample is answered
         assert lm.preparer.stats.deaths == 2
-    lm.preparer.close()
+    lm.close()
