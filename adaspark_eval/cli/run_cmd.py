@@ -199,9 +199,12 @@ def run_command(
         raise typer.Exit(launch(num_processes, sys.argv[1:]))
     with _locked(options.output):  # a given folder is claimed before the model loads
         lm = load_lmm(prepared, options)
-        folder = options.output or Path("results") / f"{prepared.names}-{lm.config_key}"
-        lm.store = lm.open_store(folder)
-        evaluate(lm, prepared.benchmarks, prepared.root, limit=options.limit)
+        try:
+            folder = options.output or Path("results") / f"{prepared.names}-{lm.config_key}"
+            lm.store = lm.open_store(folder)
+            evaluate(lm, prepared.benchmarks, prepared.root, limit=options.limit)
+        finally:
+            lm.close()
     if lm.rank == 0:
         _print_overview(folder)
     leave()
@@ -227,10 +230,14 @@ def sweep_command(
         raise fail("sweep runs in one process: evaluate its points with `run --num-processes`")
     with _locked(options.output):
         lm = load_lmm(prepared, options)
-        tag = short_hash("|".join(lm.config_key + p.name for p in prepared.points), length=8)
-        folder = options.output or Path("results") / f"sweep-{prepared.names}-{tag}"
-        with RunLock(folder):
-            sweep(lm, prepared.benchmarks, prepared.root, prepared.points, folder, limit=options.limit, share=share)
+        try:
+            tag = short_hash("|".join(lm.config_key + p.name for p in prepared.points), length=8)
+            folder = options.output or Path("results") / f"sweep-{prepared.names}-{tag}"
+            with RunLock(folder):
+                sweep(lm, prepared.benchmarks, prepared.root, prepared.points, folder, limit=options.limit,
+                      share=share)
+        finally:
+            lm.close()
     _print_overview(folder)
 
 
