@@ -7,11 +7,13 @@ and tests/cli/test_help.py checks it equals its home's."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
+import os
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import typer
@@ -128,3 +130,21 @@ def with_knobs(*, parse: bool = True) -> Callable[[Callable[..., Any]], Callable
         return wrapper
 
     return decorate
+
+
+@contextlib.contextmanager
+def outside_root_allowed(allowed: bool) -> Iterator[None]:
+    """Within the block, annotation videos outside their benchmark folder are read when ``allowed``
+    (``--allow-outside-root``: the environment variable the lmms-eval task reading the annotations sees)."""
+    from adaspark_eval.datasets.base import OUTSIDE_ROOT_ENV
+
+    previous = os.environ.get(OUTSIDE_ROOT_ENV)
+    if allowed:
+        os.environ[OUTSIDE_ROOT_ENV] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(OUTSIDE_ROOT_ENV, None)
+        else:
+            os.environ[OUTSIDE_ROOT_ENV] = previous

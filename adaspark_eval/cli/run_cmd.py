@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from adaspark_eval.cli.common import DATA_ROOT_ENV, fail, friendly, with_knobs, with_options
+from adaspark_eval.cli.common import DATA_ROOT_ENV, fail, friendly, outside_root_allowed, with_knobs, with_options
 from adaspark_eval.config import short_hash
 from adaspark_eval.data.video import VideoSettings
 
@@ -70,6 +70,9 @@ class RunOptions:
     fastv_layer: int | None = _flag("fastv: prune after this layer (0-based)")
     fastv_keep: float | None = _flag("fastv: fraction of visual tokens kept")
     frame_budget: float | None = _flag("frames: fraction of the full-frame dense LLM-prefill FLOPs")
+    allow_outside_root: bool = field(default=False, metadata={
+        "help": "read annotation videos that resolve outside their benchmark folder (.., symlinks, absolute paths; "
+                "refused by default)", "names": ("--allow-outside-root",)})
     workers: int | None = _flag("processes preparing the next samples (decode, resize, processor) while the model "
                                 "runs; 0: in this process; default: from the CPU count (docs/evaluation.md)")
     frame_cache: Path | None = _flag("folder of the persistent frame cache (default ~/.cache/adaspark-eval/frames)")
@@ -191,23 +194,24 @@ def run_command(
     from adaspark_eval.evaluation.runner import evaluate
     from adaspark_eval.models.parallel import launch, leave, world_size
 
-    prepared = prepare(knobs, options, single=True)
-    if options.device_map is not None and num_processes > 1:
-        raise fail("--device-map splits one process's model over GPUs; with --num-processes each process holds "
-                   "one GPU: pass one of them")
-    if num_processes > 1 and world_size() == 1:  # the launcher: the same command in each process
-        raise typer.Exit(launch(num_processes, sys.argv[1:]))
-    with _locked(options.output):  # a given folder is claimed before the model loads
-        lm = load_lmm(prepared, options)
-        try:
-            folder = options.output or Path("results") / f"{prepared.names}-{lm.config_key}"
-            lm.store = lm.open_store(folder)
-            evaluate(lm, prepared.benchmarks, prepared.root, limit=options.limit)
-        finally:
-            lm.close()
-    if lm.rank == 0:
-        _print_overview(folder)
-    leave()
+    with outside_root_allowed(options.allow_outside_root):
+        prepared = prepare(knobs, options, single=True)
+        if options.device_map is not None and num_processes > 1:
+            raise fail("--device-map splits one process's model over GPUs; with --num-processes each process holds "
+                       "one GPU: pass one of them")
+        if num_processes > 1 and world_size() == 1:  # the launcher: the same command in each process
+            raise typer.Exit(launch(num_processes, sys.argv[1:]))
+        with _locked(options.output):  # a given folder is claimed before the model loads
+            lm = load_lmm(prepared, options)
+            try:
+                folder = options.output or Path("results") / f"{prepared.names}-{lm.config_key}"
+                lm.store = lm.open_store(folder)
+                evaluate(lm, prepared.benchmarks, prepared.root, limit=options.limit)
+            finally:
+                lm.close()
+        if lm.rank == 0:
+            _print_overview(folder)
+        leave()
 
 
 @with_knobs(parse=False)
@@ -225,20 +229,21 @@ def sweep_command(
     from adaspark_eval.models.parallel import world_size
     from adaspark_eval.results.store import RunLock
 
-    prepared = prepare(knobs, options, single=False)
-    if world_size() > 1:
-        raise fail("sweep runs in one process: evaluate its points with `run --num-processes`")
-    with _locked(options.output):
-        lm = load_lmm(prepared, options)
-        try:
-            tag = short_hash("|".join(lm.config_key + p.name for p in prepared.points), length=8)
-            folder = options.output or Path("results") / f"sweep-{prepared.names}-{tag}"
-            with RunLock(folder):
-                sweep(lm, prepared.benchmarks, prepared.root, prepared.points, folder, limit=options.limit,
-                      share=share)
-        finally:
-            lm.close()
-    _print_overview(folder)
+    with outside_root_allowed(options.allow_outside_root):
+        prepared = prepare(knobs, options, single=False)
+        if world_size() > 1:
+            raise fail("sweep runs in one process: evaluate its points with `run --num-processes`")
+        with _locked(options.output):
+            lm = load_lmm(prepared, options)
+            try:
+                tag = short_hash("|".join(lm.config_key + p.name for p in prepared.points), length=8)
+                folder = options.output or Path("results") / f"sweep-{prepared.names}-{tag}"
+                with RunLock(folder):
+                    sweep(lm, prepared.benchmarks, prepared.root, prepared.points, folder, limit=options.limit,
+                          share=share)
+            finally:
+                lm.close()
+        _print_overview(folder)
 
 
 def _locked(folder: Path | None) -> AbstractContextManager[Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 DATA_ROOT_ENV = "ADASPARK_DATA_ROOT"
+OUTSIDE_ROOT_ENV = "ADASPARK_ALLOW_OUTSIDE_ROOT"  # set (to 1) by --allow-outside-root
 
 
 class DatasetMissing(FileNotFoundError):
@@ -52,6 +53,19 @@ def data_root(root: str | Path | None = None) -> Path:
     return Path(value).expanduser().absolute()
 
 
+def outside_problem(folder: Path, video: Path) -> str | None:
+    """Why ``video`` may not be read for a benchmark whose folder is ``folder``: it resolves (``..``, a
+    symlink, an absolute path) outside ``folder``; None when inside, or when ``$ADASPARK_ALLOW_OUTSIDE_ROOT``
+    allows any path (``--allow-outside-root``)."""
+    if os.environ.get(OUTSIDE_ROOT_ENV, "") not in ("", "0"):
+        return None
+    resolved, base = video.resolve(), folder.resolve()
+    if resolved == base or base in resolved.parents:
+        return None
+    return (f"video {video} resolves to {resolved}, outside the benchmark folder {base}: fix the annotation's "
+            "path, or pass --allow-outside-root if reading it is intended")
+
+
 def slug(text: str) -> str:
     """``"Film & Television"`` -> ``"film_television"`` (metric-name form)."""
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
@@ -68,8 +82,10 @@ class Benchmark(ABC):
     """One benchmark. Subclasses name their layout and implement reading, judging and aggregating.
 
     Docs are the annotation rows as the official release has them, plus ``benchmark`` (this name),
-    ``video_path`` (absolute path of the row's video, whether or not it exists) and ``sample_id`` (the
-    row's id; a repeated id gets ``#2``, ``#3``, ... in file order, so results keyed by it never mix).
+    ``video_path`` (absolute path of the row's video, whether or not it exists), ``path_problem`` (None,
+    or why the video may not be read: it lies outside the benchmark folder, ``outside_problem``) and
+    ``sample_id`` (the row's id; a repeated id gets ``#2``, ``#3``, ... in file order, so results keyed by it
+    never mix).
     """
 
     name: ClassVar[str]
@@ -108,7 +124,9 @@ class Benchmark(ABC):
         for row in self.read_rows(self.annotation(root)):
             row_id = self.row_id(row)
             seen[row_id] += 1
-            docs.append({**row, "benchmark": self.name, "video_path": str(self.video_path(folder, row)),
+            video = self.video_path(folder, row)
+            docs.append({**row, "benchmark": self.name, "video_path": str(video),
+                         "path_problem": outside_problem(folder, video),
                          "sample_id": row_id if seen[row_id] == 1 else f"{row_id}#{seen[row_id]}"})
         return docs
 

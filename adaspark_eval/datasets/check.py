@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from adaspark_eval.datasets.base import Benchmark, DatasetMissing
-from adaspark_eval.data.video import VideoError, read_video
+from adaspark_eval.data.video import VideoError, probe_video, read_video
 
 
 @dataclass
@@ -25,6 +25,7 @@ class DataCheck:
             not a missing one: ``data check`` exits 2 on it).
         samples: annotation rows; videos: distinct videos they reference.
         missing: referenced videos that do not exist.
+        outside: one line per referenced video outside the benchmark folder (never opened).
         corrupt: one line per video that exists but does not decode (only with ``decode=True``).
     """
 
@@ -37,6 +38,7 @@ class DataCheck:
     videos: int = 0
     missing: list[Path] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
 
     @property
     def usable(self) -> bool:
@@ -46,7 +48,7 @@ class DataCheck:
     @property
     def ok(self) -> bool:
         """Nothing is missing or corrupt."""
-        return self.usable and not (self.missing or self.corrupt)
+        return self.usable and not (self.missing or self.corrupt or self.outside)
 
     def lines(self, limit: int = 20) -> list[str]:
         """A human report: one status line, then up to ``limit`` lines per kind of problem."""
@@ -58,6 +60,7 @@ class DataCheck:
         for title, entries, fix in (
             ("missing videos", [str(p) for p in self.missing], "put the official files there"),
             ("corrupt videos", self.corrupt, "download them again"),
+            ("videos outside the benchmark folder", self.outside, "fix their paths, or pass --allow-outside-root"),
         ):
             if entries:
                 out.append(f"  {len(entries)} {title} ({fix}):")
@@ -87,8 +90,9 @@ def check_dataset(benchmark: Benchmark, root: Path, decode: bool = True, workers
                           f"replace it with the official file; {benchmark.source}")
         return report
     report.samples = len(docs)
-    videos = sorted({Path(doc["video_path"]) for doc in docs})
-    report.videos = len(videos)
+    report.outside = sorted({doc["path_problem"] for doc in docs if doc.get("path_problem")})
+    videos = sorted({Path(doc["video_path"]) for doc in docs if not doc.get("path_problem")})
+    report.videos = len(videos) + len(report.outside)
     report.missing = [path for path in videos if not path.is_file()]
     if decode:
         present = [path for path in videos if path.is_file()]
@@ -114,8 +118,13 @@ def annotation_problem(benchmark: Benchmark, annotation: Path, rows: Any) -> str
 
 
 def video_problem(path: Path) -> str | None:
-    """None when ``path`` decodes (first and last frame), else the one-line reason."""
+    """None when ``path`` decodes (first and last frame) and has the 2 frames a run reads at least, else
+    the one-line reason."""
     try:
+        frames = probe_video(path).frames
+        if frames < 2:
+            return (f"{path} has {frames} frame{'s' if frames != 1 else ''}: at least 2 are needed (Qwen2.5-VL "
+                    "reads frames in pairs; lmms-eval's stock class cannot read it either)")
         read_video(path, num_frames=2)
     except VideoError as error:
         return str(error)

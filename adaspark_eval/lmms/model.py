@@ -114,8 +114,13 @@ class AdaSparkLMM(lmms):
         # decode-ahead workers start first: they import and build their processor while the model loads
         ahead = Prefetcher(prepare, self.workers, initializer=start_worker,
                            initargs=(name, self.base_video, self.frame_cache)).start() if self.workers else None
-        self.loaded = load_model(name, device=str(self._device), dtype=self.dtype, devices=devices,
-                                 fused_ops=self.fused_ops)
+        try:
+            self.loaded = load_model(name, device=str(self._device), dtype=self.dtype, devices=devices,
+                                     fused_ops=self.fused_ops)
+        except BaseException:
+            if ahead is not None:
+                ahead.close()  # no orphan workers when the model fails to load
+            raise
         if self.batched_vision:
             batch_vision(self.loaded.model)
         self._device = self.loaded.device  # where inputs go: the first GPU of a device map
@@ -254,7 +259,8 @@ class AdaSparkLMM(lmms):
         """Each request in order with its inputs, prepared ahead by the workers (``None`` for one that
         ``pending`` says is finished). Shows a progress bar with samples/min and the share of wall time
         spent waiting for data."""
-        jobs = (SampleJob(self.messages(r), self.video) if pending(r) else None for r in requests)
+        jobs = (SampleJob(self.messages(r), self.video) if pending(r) and not self.doc(r).get("path_problem")
+                else None for r in requests)
         progress = tqdm(total=len(requests), desc=desc, unit="sample", disable=self.rank != 0)
         started, waited = time.perf_counter(), 0.0
         outcomes = self.preparer.map(jobs)
@@ -273,10 +279,14 @@ class AdaSparkLMM(lmms):
             outcomes.close()
             progress.close()
 
+    def doc(self, request: Instance) -> dict[str, Any]:
+        """The lmms-eval doc of a request."""
+        _, _, _, doc_id, task, split = request.args
+        return self.task_dict[task][split][doc_id]
+
     def messages(self, request: Instance) -> list[dict[str, Any]]:
         """The lmms-eval chat messages of a request."""
-        _, doc_to_messages, _, doc_id, task, split = request.args
-        return doc_to_messages(self.task_dict[task][split][doc_id])
+        return request.args[1](self.doc(request))
 
     def answer_request(self, request: Instance, prepared: Prepared | None = None) -> SampleRecord:
         """``answer`` for one lmms-eval request."""
@@ -306,6 +316,10 @@ class AdaSparkLMM(lmms):
         stored = self.store.records.get(key)
         if stored is not None and stored["error"] is None:
             return stored
+        if doc.get("path_problem"):  # a video outside the benchmark folder is never opened
+            record["error"] = doc["path_problem"]
+            self.store.append(record)
+            return record
         try:
             ready = self.shared.inputs(key[:2], lambda: self._ready(prepared, messages))
         except (VideoError, WorkerDied) as error:
