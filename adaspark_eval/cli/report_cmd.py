@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -43,11 +43,10 @@ ScoringOption = Annotated[Scoring, typer.Option(
 def table_command(results: ResultsOption, fmt: FormatOption = "markdown", out: OutFileOption = None,
                   model: ModelOption = None, scoring: ScoringOption = Scoring.default) -> None:
     """Per task and config: scores, FLOP reduction, TFLOPs, latency; then category breakdowns."""
-    from adaspark_eval.reporting.load import load_results
     from adaspark_eval.reporting.render import render
     from adaspark_eval.reporting.tables import report_tables
 
-    _emit(render(report_tables(load_results(results, model, scoring.value)), fmt), out)
+    _emit(render(report_tables(_loaded(results, model, scoring.value)), fmt), out)
 
 
 @report_app.command("paper")
@@ -63,11 +62,10 @@ def paper_command(
 ) -> None:
     """The paper's main table (dense and AdaSpark at each --p), the peer methods at AdaSpark's FLOPs (the
     nearest run of each) and the ablations the runs hold."""
-    from adaspark_eval.reporting.load import load_results
     from adaspark_eval.reporting.paper import paper_tables
     from adaspark_eval.reporting.render import render
 
-    _emit(render(paper_tables(load_results(results, model, scoring.value), p), fmt), out)
+    _emit(render(paper_tables(_loaded(results, model, scoring.value), p), fmt), out)
 
 
 @report_app.command("plot")
@@ -79,10 +77,9 @@ def plot_command(
     scoring: ScoringOption = Scoring.default,
 ) -> None:
     """Accuracy vs FLOPs per task, per-layer sparsity vs p, VideoNIAH depth x length heatmap."""
-    from adaspark_eval.reporting.load import load_results
     from adaspark_eval.reporting.plots import plot_all
 
-    paths = plot_all(load_results(results, model, scoring.value), out)
+    paths = plot_all(_loaded(results, model, scoring.value), out)
     if not paths:
         raise fail(f"the runs under {results} hold no scores with FLOP counts, layer statistics or VideoNIAH "
                    "samples to plot: run the tasks with FLOP counting on, then plot again")
@@ -98,3 +95,14 @@ def _emit(text: str, out: Path | None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     typer.echo(f"wrote {out}")
+
+
+def _loaded(results: Path, model: str | None, scoring: str) -> Any:
+    """``reporting.load.load_results``, its warnings (a run folder skipped, a damaged samples line) on
+    stderr, one line each."""
+    from adaspark_eval.reporting.load import load_results
+
+    loaded = load_results(results, model, scoring)
+    for warning in loaded.warnings:
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+    return loaded

@@ -265,6 +265,8 @@ def _print_overview(folder: Path) -> None:
     from adaspark_eval.reporting.tables import FLOPS_NOTE, task_table
 
     results = load_results(folder)
+    for warning in results.warnings:
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     for task in ordered_tasks(results.samples["task"]):
         title = f"{task}: score (%, {results.rule(task)} rule) and cost ({FLOPS_NOTE})"
         typer.echo(render({title: task_table(results, task)}, "markdown"))

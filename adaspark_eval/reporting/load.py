@@ -16,7 +16,7 @@ under that rule (``scores``, or ``scores_official`` for the official rule) when 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,8 @@ class Results:
         scores: one row per ``(config_key, task, metric)``, ``value`` in percent, ``rule`` the scoring rule
             it follows (``lmms``, ``official``, ``lenient``, or ``as run``).
         scoring: the scoring asked for (``SCORINGS``, or None: as the runs reported).
+        warnings: one line per run folder that could not be read (skipped) and per damaged line of a
+            samples file (its sample left out), each naming the file.
     """
 
     root: Path
@@ -72,6 +74,7 @@ class Results:
     layers: pd.DataFrame
     scores: pd.DataFrame
     scoring: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def rule(self, task: str) -> str:
         """The rule the scores of ``task`` follow here: e.g. ``lmms``, ``official``, ``lenient``, ``as run``."""
@@ -102,12 +105,16 @@ def load_results(root: str | Path, model: str | None = None, scoring: str | None
     if scoring is not None and scoring not in SCORINGS:
         raise ValueError(f"unknown scoring {scoring!r}: use one of {', '.join(SCORINGS)}")
     root = Path(root)
-    summaries = [(folder, json.loads((folder / SUMMARY).read_text())) for folder in find_runs(root)]
+    warnings: list[str] = []
+    summaries = [(folder, summary) for folder in find_runs(root)
+                 if (summary := read_summary(folder, warnings)) is not None]
     models = sorted({str(summary.get("model")) for _, summary in summaries})
     if model is not None:
         summaries = [(folder, summary) for folder, summary in summaries if str(summary.get("model")) == model]
     if not summaries:
         found = f" of model {model} (found: {', '.join(models)})" if models else ""
+        if warnings:
+            found += f" that can be read ({'; '.join(warnings)})"
         raise NoRunsError(
             f"no runs{found} under {root} (a run folder holds {SUMMARY} and {SAMPLES}): pass the folder "
             "that `adaspark-eval run` or `sweep` wrote to with --results, or write runs there first")
@@ -119,7 +126,7 @@ def load_results(root: str | Path, model: str | None = None, scoring: str | None
         run = folder.relative_to(root).as_posix()
         runs.append(_run_row(run, summary))
         key = summary["config_key"]
-        for record in read_run_samples(folder).values():
+        for record in read_run_samples(folder, warnings).values():
             if record.get("config_key") == key:
                 samples[(record["task"], str(record["sample_id"]), key)] = _sample_row(run, summary, record)
         for field in ("scores", "scores_official"):
@@ -134,7 +141,27 @@ def load_results(root: str | Path, model: str | None = None, scoring: str | None
         layers=_layers_frame(sample_rows),
         scores=_scores_frame(sample_rows, reported, scoring),
         scoring=scoring,
+        warnings=warnings,
     )
+
+
+REQUIRED_SUMMARY_FIELDS = ("config_key", "model", "config")
+
+
+def read_summary(folder: Path, warnings: list[str]) -> dict[str, Any] | None:
+    """The summary of run ``folder``, or None (and one line in ``warnings`` naming the file and why) when it
+    cannot be read or lacks what a report needs."""
+    path = folder / SUMMARY
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        warnings.append(f"{path} cannot be read ({str(error).splitlines()[0][:80]}): run folder skipped")
+        return None
+    lacking = [name for name in REQUIRED_SUMMARY_FIELDS if not isinstance(summary, dict) or name not in summary]
+    if lacking:
+        warnings.append(f"{path} lacks {', '.join(lacking)}: run folder skipped (rerun it to rewrite its summary)")
+        return None
+    return summary
 
 
 def _scores_frame(rows: list[dict[str, Any]], reported: dict[tuple[str, str, str], dict[str, float]],
