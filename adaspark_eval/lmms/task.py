@@ -9,6 +9,7 @@ of the Hugging Face Hub. The benchmark is the one whose ``lmms_task`` is the YAM
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import datasets
 from lmms_eval.api.task import ConfigurableMessagesTask
 
 from adaspark_eval.datasets import get_benchmark
-from adaspark_eval.datasets.base import data_root
+from adaspark_eval.datasets.base import DatasetMissing, data_root
 
 TASKS_ENV = "ADASPARK_TASKS_DIR"
 
@@ -47,7 +48,11 @@ class LocalVideoTask(ConfigurableMessagesTask):
 
     def download(self, dataset_kwargs: dict[str, Any] | None = None) -> None:
         split = self.config.test_split
-        docs = datasets.Dataset.from_list(self.benchmark.read_docs(data_root()))
+        try:
+            docs = datasets.Dataset.from_list(self.benchmark.read_docs(data_root()))
+        except DatasetMissing as error:  # lmms-eval's CLI logs an exception and exits 0: stop it with the fix
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
         if self.config.process_docs is not None:
             docs = self.config.process_docs(docs)
         self.dataset = datasets.DatasetDict({split: docs})

@@ -46,3 +46,12 @@ def test_python_m_lmms_eval(benchmark_root: Path, tmp_path: Path) -> None:
     for record in records:
         assert record["error"] is None and isinstance(record["correct"], bool)
         assert record["flops"]["llm_prefill"]["dense"] > 0 and len(record["layers"]) == 4
+
+
+def test_python_m_lmms_eval_without_a_data_root_exits_2_naming_the_fix(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ADASPARK_DATA_ROOT"}
+    command = [sys.executable, "-m", "lmms_eval", "--model", "adaspark", "--model_args", "pretrained=tiny,device=cpu",
+               "--tasks", "videoniah_local", "--include_path", str(tasks_dir()), "--limit", "1"]
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    assert "error: no dataset root given: pass --data-root DIR or set ADASPARK_DATA_ROOT=DIR" in result.stderr
