@@ -4,6 +4,7 @@ holding every field the scorers read (``Benchmark.scorer_fields``), every refere
 
 from __future__ import annotations
 
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ class DataCheck:
         samples: annotation rows; videos: distinct videos they reference.
         missing: referenced videos that do not exist.
         outside: one line per referenced video outside the benchmark folder (never opened).
+        repeated: question ids the annotation gives more than one row (a run keeps them apart as
+            ``id#2``, ``id#3``, ... but they usually mean a damaged or merged file).
         corrupt: one line per video that exists but does not decode (only with ``decode=True``).
     """
 
@@ -39,6 +42,7 @@ class DataCheck:
     missing: list[Path] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)
+    repeated: list[str] = field(default_factory=list)
 
     @property
     def usable(self) -> bool:
@@ -48,7 +52,7 @@ class DataCheck:
     @property
     def ok(self) -> bool:
         """Nothing is missing or corrupt."""
-        return self.usable and not (self.missing or self.corrupt or self.outside)
+        return self.usable and not (self.missing or self.corrupt or self.outside or self.repeated)
 
     def lines(self, limit: int = 20) -> list[str]:
         """A human report: one status line, then up to ``limit`` lines per kind of problem."""
@@ -61,6 +65,7 @@ class DataCheck:
             ("missing videos", [str(p) for p in self.missing], "put the official files there"),
             ("corrupt videos", self.corrupt, "download them again"),
             ("videos outside the benchmark folder", self.outside, "fix their paths, or pass --allow-outside-root"),
+            ("repeated question ids", self.repeated, "a run keeps them apart as id#2, ...; check the annotation"),
         ):
             if entries:
                 out.append(f"  {len(entries)} {title} ({fix}):")
@@ -90,6 +95,8 @@ def check_dataset(benchmark: Benchmark, root: Path, decode: bool = True, workers
                           f"replace it with the official file; {benchmark.source}")
         return report
     report.samples = len(docs)
+    counts = Counter(benchmark.row_id(row) for row in rows)
+    report.repeated = [f"{row_id} ({count} rows)" for row_id, count in sorted(counts.items()) if count > 1]
     report.outside = sorted({doc["path_problem"] for doc in docs if doc.get("path_problem")})
     videos = sorted({Path(doc["video_path"]) for doc in docs if not doc.get("path_problem")})
     report.videos = len(videos) + len(report.outside)
