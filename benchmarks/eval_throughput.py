@@ -355,8 +355,8 @@ def _device_map(device: str) -> str:
     return "cuda:0" if device == "cuda" else device
 
 
-def make_harness_model(checkpoint: Path, frames: int, knobs: dict[str, Any], workers: int,
-                       frame_cache: str | None, output: Path, device: str = "cuda", batched_vision: bool = False) -> Any:
+def make_harness_model(checkpoint: Path, frames: int, knobs: dict[str, Any], workers: int, frame_cache: str | None,
+                       output: Path, device: str = "cuda", batched_vision: bool = False) -> Any:
     """The ``AdaSparkLMM`` of one harness row (the one place to adjust when its constructor changes)."""
     from adaspark_eval.config import AdaSparkConfig
     from adaspark_eval.data.frame_cache import FrameCache
@@ -365,7 +365,8 @@ def make_harness_model(checkpoint: Path, frames: int, knobs: dict[str, Any], wor
 
     return AdaSparkLMM(pretrained=str(checkpoint), device=device, dtype="bfloat16", output=str(output),
                        config=AdaSparkConfig(**knobs), video=VideoSettings(max_num_frames=frames), workers=workers,
-                       frame_cache=None if frame_cache is None else FrameCache(frame_cache), batched_vision=batched_vision)
+                       frame_cache=None if frame_cache is None else FrameCache(frame_cache),
+                       batched_vision=batched_vision)
 
 
 def harness_row(spec: HarnessRow, checkpoint: Path, data_root: Path, frames: int, limit: int | None,

@@ -76,7 +76,8 @@ def test_no_module_imports_a_private_name_of_another() -> None:
                 if module.split(".")[0] not in ("adaspark_eval", "benchmarks", *scripts):
                     continue
                 hidden = [n for n in names if n.startswith("_") and not n.startswith("__")]
-                hidden += [module] if any(p.startswith("_") and not p.startswith("__") for p in module.split(".")) else []
+                parts = module.split(".")
+                hidden += [module] if any(p.startswith("_") and not p.startswith("__") for p in parts) else []
                 if hidden and module != _module_name(path):
                     private.append(f"{path.relative_to(ROOT)}:{line} imports {', '.join(hidden)} from {module}")
     assert not private, "\n".join(private)

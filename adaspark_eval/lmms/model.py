@@ -3,9 +3,10 @@ recorded in a run folder (``results.store.RunStore``) as it finishes.
 
 Model args (``--model_args k=v,...``): ``pretrained`` (``tiny``, a checkpoint directory or a cached hub
 name), ``device``, ``device_map`` (``auto`` or ``cuda:0;cuda:1``: the model split over those GPUs in this one
-process, ``models.placement``), ``dtype``, ``fused_ops`` (``true``: RMSNorm, rotary embedding and SiLU-and-multiply
-in fused kernels, ``models.fused``; GPU only), ``max_num_frames``, ``fps``, ``min_pixels``, ``max_pixels`` (video reading
-as lmms-eval's stock ``qwen2_5_vl``, see ``inputs``), ``output`` (run folder; default
+process, ``models.placement``), ``dtype``, ``fused_ops`` (``true``: RMSNorm, rotary embedding and
+SiLU-and-multiply in fused kernels, ``models.fused``; GPU only), ``batched_vision`` (``models.vision``),
+``max_num_frames``, ``fps``, ``min_pixels``, ``max_pixels`` (video reading as lmms-eval's stock ``qwen2_5_vl``,
+see ``inputs``), ``output`` (run folder; default
 ``results/<config_key>``), every AdaSpark knob (``p=0.8``, ``cube=4x4x4``, ``dense_layers=0;1``, ...), and
 ``method`` (``adaspark``, or a peer: ``adaspark_eval.methods``) with its settings (``window=1``, ...),
 ``workers`` (processes preparing the next samples' inputs: decoding, resizing, the processor; ``0`` = in this

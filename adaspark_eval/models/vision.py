@@ -36,7 +36,8 @@ class BatchedVisionAttention(qwen.Qwen2_5_VLVisionAttention):
                 **kwargs) -> Tensor:
         """hidden_states (S, dim) -> (S, dim); ``cu_seqlens`` (N + 1,) partitions S into windows."""
         seq_length = hidden_states.shape[0]
-        query, key, value = self.qkv(hidden_states).reshape(seq_length, 3, self.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+        qkv = self.qkv(hidden_states).reshape(seq_length, 3, self.num_heads, -1)
+        query, key, value = qkv.permute(1, 0, 2, 3).unbind(0)
         cos, sin = position_embeddings
         query, key = qwen.apply_rotary_pos_emb_vision(query, key, cos, sin)  # (S, H, D) each
         output = torch.empty_like(query)

@@ -129,10 +129,10 @@ def load_results(root: str | Path, model: str | None = None, scoring: str | None
         for record in read_run_samples(folder, warnings).values():
             if record.get("config_key") == key:
                 samples[(record["task"], str(record["sample_id"]), key)] = _sample_row(run, summary, record)
-        for field in ("scores", "scores_official"):
-            for name, value in summary.get(field, {}).items():
+        for scores in ("scores", "scores_official"):
+            for name, value in summary.get(scores, {}).items():
                 task, _, metric = name.partition("/")
-                reported.setdefault((key, task, field), {})[metric] = value
+                reported.setdefault((key, task, scores), {})[metric] = value
     sample_rows = list(samples.values())
     return Results(
         root=root,

@@ -76,8 +76,8 @@ def read_samples(path: Path, problems: list[str] | None = None) -> list[dict[str
         except ValueError:
             if problems is not None:
                 torn = number == len(lines) and not text.endswith("\n")
-                problems.append(f"{path}:{number}: {'torn last line (a run was killed while writing it)' if torn else 'damaged line'}"
-                                " skipped; its sample counts as not done")
+                what = "torn last line (a run was killed while writing it)" if torn else "damaged line"
+                problems.append(f"{path}:{number}: {what} skipped; its sample counts as not done")
     return records
 
 
