@@ -199,6 +199,8 @@ def _run_row(run: str, summary: dict[str, Any]) -> dict[str, Any]:
         "tasks": ",".join(summary.get("tasks", [])),
         "n_samples": summary.get("n_samples"),
         "n_errors": summary.get("n_errors"),
+        "frames": (summary.get("video") or {}).get("max_num_frames"),
+        "fps": (summary.get("video") or {}).get("fps"),
         **{f"flop_reduction.{k}": v for k, v in summary.get("flop_reduction", {}).items()},
         **{f"latency.{k}": v for k, v in summary.get("latency", {}).items()},
     }

@@ -68,7 +68,7 @@ def main_table(results: Results, ps: Sequence[float] | None = None) -> pd.DataFr
     table = configs(results)
     keys = [*table.index[table["method"] == "dense"], *_main_keys(table, ps)]
     out = score_table(results, keys)
-    out.index = [_paper_name(table.loc[key]) for key in keys]
+    out.index = _paper_names(table, keys)
     out.index.name = "method"
     return out
 
@@ -89,7 +89,7 @@ def comparison_table(results: Results, ps: Sequence[float] | None = None) -> pd.
         nearest = (pd.DataFrame({"method": peers["method"], "distance": distance, "cheaper": -reduction[peers.index]})
                    .sort_values(["distance", "cheaper"], kind="stable").groupby("method", sort=False).head(1))
         block = score_table(results, [anchor, *nearest.index])
-        block.insert(0, MATCHED, _paper_name(table.loc[anchor]))
+        block.insert(0, MATCHED, _paper_names(table, _main_keys(table, ps))[_main_keys(table, ps).index(anchor)])
         blocks.append(block)
     return pd.concat(blocks)
 
@@ -139,6 +139,22 @@ def _main_keys(table: pd.DataFrame, ps: Sequence[float] | None) -> list[str]:
 def _variants(group: pd.DataFrame, knobs: Sequence[str]) -> int:
     """How many distinct settings of ``knobs`` the configs of ``group`` hold."""
     return len(group[list(knobs)].drop_duplicates())
+
+
+def _paper_names(table: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """``_paper_name`` of each config, told apart where two would read the same: by how videos were read
+    (``32 frames``, ``1 fps``) when that differs, else by config key."""
+    names = [_paper_name(table.loc[key]) for key in keys]
+    reading = [(f"{table.loc[key, 'fps']:g} fps" if pd.notna(table.loc[key].get("fps")) else
+                f"{table.loc[key].get('frames'):g} frames" if pd.notna(table.loc[key].get("frames")) else None)
+               for key in keys]
+    out = []
+    for name, read, key in zip(names, reading, keys):
+        twins = [r for n, r in zip(names, reading) if n == name]
+        if len(twins) > 1:
+            name += f" ({read})" if read is not None and twins.count(read) == 1 else f" [{key}]"
+        out.append(name)
+    return out
 
 
 def _paper_name(config: pd.Series) -> str:
