@@ -68,6 +68,7 @@ class PreparedInputs:
     prompt: str
     timings: StageTimings
     cache_hit: bool
+    file_frames: int | None = None  # frames in the video file, when the method's reading rule asked for them
 
 
 def prepare_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]], settings: VideoSettings,

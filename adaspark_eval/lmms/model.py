@@ -260,8 +260,9 @@ class AdaSparkLMM(lmms):
         """Each request in order with its inputs, prepared ahead by the workers (``None`` for one that
         ``pending`` says is finished). Shows a progress bar with samples/min and the share of wall time
         spent waiting for data."""
-        jobs = (SampleJob(self.messages(r), self.video) if pending(r) and not self.doc(r).get("path_problem")
-                else None for r in requests)
+        frames_for = self.method.frames_for(self.base_video, self.dims)
+        jobs = (SampleJob(self.messages(r), self.video, frames_for)
+                if pending(r) and not self.doc(r).get("path_problem") else None for r in requests)
         progress = tqdm(total=len(requests), desc=desc, unit="sample", disable=self.rank != 0)
         started, waited = time.perf_counter(), 0.0
         outcomes = self.preparer.map(jobs)
@@ -328,7 +329,7 @@ class AdaSparkLMM(lmms):
         else:
             stages, ready.stages = ready.stages, {}  # preparation is counted once, by the first point using it
             record["prompt"] = ready.prompt
-            record.update(self._generate(ready.inputs, gen_kwargs))
+            record.update(self._generate(ready.inputs, gen_kwargs, ready.file_frames))
             record["latency"] = {**record["latency"], **stages}
             if benchmark is not None:
                 judgement = benchmark.judge(doc, record["prediction"])
@@ -342,7 +343,7 @@ class AdaSparkLMM(lmms):
         if prepared is None:
             start_worker(self.loaded.processor, self.base_video, self.frame_cache)
             before = time.perf_counter()
-            built = prepare(SampleJob(messages(), self.video))
+            built = prepare(SampleJob(messages(), self.video, self.method.frames_for(self.base_video, self.dims)))
             wait_s = time.perf_counter() - before  # prepared here: the model waited for all of it
         else:
             built, wait_s = prepared.outcome.get(), prepared.wait_s
@@ -350,10 +351,11 @@ class AdaSparkLMM(lmms):
         timings = built.timings
         stages = {"decode_s": timings.decode_s, "cache_s": timings.cache_s, "processor_s": timings.processor_s,
                   "wait_s": wait_s}
-        return Ready(built.inputs.to(self.device), built.prompt, {k: round(v, 6) for k, v in stages.items()})
+        return Ready(built.inputs.to(self.device), built.prompt, {k: round(v, 6) for k, v in stages.items()},
+                     built.file_frames)
 
     @torch.no_grad()
-    def _generate(self, inputs: Any, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _generate(self, inputs: Any, gen_kwargs: dict[str, Any], file_frames: int | None = None) -> dict[str, Any]:
         """Greedy (or sampled) generation with lmms-eval's stock defaults; prediction, latency, tokens,
         FLOPs (actual and dense, per component) and per-layer statistics of the prefill."""
         settings = {"max_new_tokens": 128, "temperature": 0.0, "top_p": None, "num_beams": 1, **gen_kwargs}
@@ -372,9 +374,11 @@ class AdaSparkLMM(lmms):
         visual = torch.isin(prompt_ids, torch.tensor([config.video_token_id, config.image_token_id],
                                                      device=prompt_ids.device))
         records = self.sparse.records
-        flops = self.method.count(self.dims, records, video_grid_thw=inputs.get("video_grid_thw"),
-                                  image_grid_thw=inputs.get("image_grid_thw"), video=self.base_video)
+        grids = inputs.get("video_grid_thw")
+        flops = self.method.count(self.dims, records, video_grid_thw=grids, image_grid_thw=inputs.get("image_grid_thw"),
+                                  video=self.base_video, file_frames=file_frames)
         return {
+            "frames_read": int(grids[:, 0].sum()) * self.dims.vision.temporal_patch if grids is not None else 0,
             "prediction": self.loaded.processor.batch_decode(generated[None], skip_special_tokens=True,
                                                              clean_up_tokenization_spaces=False)[0],
             "latency": timer.as_dict(),
@@ -402,6 +406,7 @@ class Ready:
     inputs: Any
     prompt: str
     stages: dict[str, float]
+    file_frames: int | None = None
 
 
 def auto_workers() -> int:

@@ -13,15 +13,17 @@ would; when the file's second line is ``once``, the file is removed first, so th
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import parent_process
 from pathlib import Path
 from typing import Any
 
 from adaspark_eval.data.frame_cache import FrameCache
-from adaspark_eval.data.video import VideoSettings
+from adaspark_eval.data.video import VideoSettings, probe_video
 from adaspark_eval.lmms.inputs import PreparedInputs, prepare_inputs
 
 KILL_ENV = "ADASPARK_KILL_PREPARING"
@@ -29,11 +31,13 @@ KILL_ENV = "ADASPARK_KILL_PREPARING"
 
 @dataclass(frozen=True)
 class SampleJob:
-    """What a worker needs for one request: its lmms-eval chat ``messages`` (text and file paths) and how
-    videos are read."""
+    """What a worker needs for one request: its lmms-eval chat ``messages`` (text and file paths), how
+    videos are read, and ``frames_for``: a method's frame count for a file of N frames
+    (``Method.frames_for``), or None for ``video``'s count."""
 
     messages: list[dict[str, Any]]
     video: VideoSettings
+    frames_for: Callable[[int], int] | None = None
 
 
 @dataclass
@@ -72,7 +76,23 @@ def prepare(job: SampleJob | None) -> PreparedInputs | None:
     if job is None:
         return None
     _maybe_die(job)
-    return prepare_inputs(_WORKER.processor, job.messages, job.video, _WORKER.cache)
+    video, file_frames = job.video, None
+    if job.frames_for is not None and video.fps is None:
+        path = _first_video(job.messages)
+        if path is not None:
+            file_frames = probe_video(path).frames
+            video = dataclasses.replace(video, max_num_frames=job.frames_for(file_frames))
+    prepared = prepare_inputs(_WORKER.processor, job.messages, video, _WORKER.cache)
+    return dataclasses.replace(prepared, file_frames=file_frames)
+
+
+def _first_video(messages: list[dict[str, Any]]) -> str | None:
+    """The first video path of lmms-eval chat messages."""
+    for message in messages:
+        for part in message.get("content", []) if isinstance(message.get("content"), list) else []:
+            if isinstance(part, dict) and part.get("type") == "video":
+                return str(part.get("url") or part.get("video"))
+    return None
 
 
 def _maybe_die(job: SampleJob) -> None:

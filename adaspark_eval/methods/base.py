@@ -14,7 +14,7 @@ overrides of four hooks, each a no-op here:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
 
@@ -55,10 +55,15 @@ class Method:
         """How videos are read for this method, from the run's settings ``video``."""
         return video
 
+    def frames_for(self, video: VideoSettings, dims: ModelDims) -> Callable[[int], int] | None:
+        """The frame count to read from a file of N frames (a picklable callable, run where videos are
+        decoded), when it depends on the file; None: ``self.video``'s count."""
+        return None
+
     def count(self, dims: ModelDims, records: Sequence[ForwardRecord], *, video_grid_thw: GridsLike,
-              image_grid_thw: GridsLike, video: VideoSettings) -> SampleFlops:
+              image_grid_thw: GridsLike, video: VideoSettings, file_frames: int | None = None) -> SampleFlops:
         """FLOPs of one sample (batch of 1) from the runtime's ``records``; ``video``: the run's settings
-        (before ``self.video``)."""
+        (before ``self.video``); ``file_frames``: the video file's frame count, when ``frames_for`` read it."""
         return count_sample(dims, records, video_grid_thw=video_grid_thw, image_grid_thw=image_grid_thw)
 
     def settings(self) -> dict[str, Any]:

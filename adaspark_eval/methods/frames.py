@@ -4,21 +4,22 @@ The frame count is the even ``n`` in ``[2, F]`` (``F``: the run's ``--frames``) 
 FLOPs (``flops.analytic``) come nearest to ``frame_budget`` times those at ``F`` frames (ties to fewer
 frames), for square frames of the largest size the run reads (``max_pixels``, capped by
 qwen_vl_utils' per-frame limit) and ``TEXT_TOKENS`` text tokens. Videos are then read at ``n``
-frames (lmms-eval's ``max_num_frames``; qwen_vl_utils samples them uniformly).
+frames (lmms-eval's ``max_num_frames``; qwen_vl_utils samples them uniformly). A file of fewer than ``F``
+frames has the budget applied to its own count (``frames_for``: decided where the file is decoded).
 
 FLOPs: actual from the records of the ``n``-frame run; dense from the analytic dense model on the same
 sample at ``F`` frames (each video grid's ``t`` scaled by ``F / n``), so the reduction is against the
-full-frame dense model, vision encoder included. Two approximations: the frame size is taken not to
-depend on the frame count (true below qwen_vl_utils' total-pixel cap, some 300 frames), and a file
-with fewer than ``n`` frames counts as not subsampled while one with ``n`` to ``F`` frames counts as
-``F`` frames.
+full-frame dense model (``min(F, frames in the file)``), vision encoder included. One approximation: the
+frame size is taken not to depend on the frame count (true below qwen_vl_utils' total-pixel cap, some 300
+frames).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,16 @@ def frame_count(dims: ModelDims, budget: float, video: VideoSettings) -> int:
     return min(range(2, full_frames(video) + 1, 2), key=lambda n: abs(prefill(n) - target))
 
 
+def file_full_frames(video: VideoSettings, file_frames: int) -> int:
+    """The frames the full run reads from a file of ``file_frames`` frames (even, at least 2)."""
+    return max(2, min(full_frames(video), file_frames) // 2 * 2)
+
+
+def file_frame_count(dims: ModelDims, budget: float, video: VideoSettings, file_frames: int) -> int:
+    """``frame_count`` for one file: the budget against the frames the full run reads from it."""
+    return frame_count(dims, budget, dataclasses.replace(video, max_num_frames=file_full_frames(video, file_frames)))
+
+
 def _rows(grids: GridsLike) -> list[Grid]:
     return [] if grids is None else [tuple(int(v) for v in row) for row in torch.as_tensor(grids).reshape(-1, 3)]
 
@@ -81,10 +92,16 @@ class Frames(Method):
     def video(self, video: VideoSettings, dims: ModelDims) -> VideoSettings:
         return dataclasses.replace(video, max_num_frames=frame_count(dims, self.frame_budget, video))
 
+    def frames_for(self, video: VideoSettings, dims: ModelDims) -> Callable[[int], int]:
+        """The budget applied to the frames each file gives: the count for ``min(F, file frames)``."""
+        return functools.partial(file_frame_count, dims, self.frame_budget, video)
+
     def count(self, dims: ModelDims, records: Sequence[ForwardRecord], *, video_grid_thw: GridsLike,
-              image_grid_thw: GridsLike, video: VideoSettings) -> SampleFlops:
-        """Actual from the records, dense at the run's full frame count."""
+              image_grid_thw: GridsLike, video: VideoSettings, file_frames: int | None = None) -> SampleFlops:
+        """Actual from the records, dense at the frames the full run would read from this file."""
         actual = count_sample(dims, records, video_grid_thw=video_grid_thw, image_grid_thw=image_grid_thw)
+        if file_frames is not None:
+            video = dataclasses.replace(video, max_num_frames=file_full_frames(video, file_frames))
         chosen, full, step = frame_count(dims, self.frame_budget, video), full_frames(video), dims.vision.temporal_patch
         videos, images = _rows(video_grid_thw), _rows(image_grid_thw)
         visual = sum(t * h * w for t, h, w in videos + images) // dims.vision.merge**2

@@ -48,3 +48,17 @@ def test_bad_method_input_is_one_line(benchmark_root: Path, flags, message) -> N
     result = CliRunner().invoke(app, ["run", "--data-root", str(benchmark_root), *FAST, *flags])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert result.output.startswith(message), result.output
+
+
+def test_frames_budget_applies_to_the_frames_each_file_gives(benchmark_root: Path, tmp_path: Path,
+                                                             one_torch_thread) -> None:
+    """The fixture files have 4 frames: at the default --frames 32 the budget chooses its count from the 4
+    the file gives (2 frames), not from 32 (22: the whole file, dense cost); the record says what it read."""
+    output = tmp_path / "run"
+    flags = [flag for flag in FAST if flag not in ("--frames", "4")]
+    result = CliRunner().invoke(app, ["run", "--data-root", str(benchmark_root), "--output", str(output), *flags,
+                                      "--method", "frames", "--frame-budget", "0.5", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    [record] = read_samples(output / "samples.jsonl")
+    assert record["frames_read"] == 2 and record["error"] is None
+    assert 0 < record["flops"]["llm_prefill"]["reduction"] < 1
