@@ -22,8 +22,8 @@ class DataCheck:
     Attributes:
         problem: why the annotation cannot be used (missing, unreadable, empty or lacking a field the
             scorers read), in one line naming the file (and the field); None if fine.
-        invalid: the annotation is there and readable but empty or lacking a scorer field (a wrong file,
-            not a missing one: ``data check`` exits 2 on it).
+        invalid: the annotation is there but unreadable, empty or lacking a scorer field (a damaged or
+            wrong file, not a missing one: ``data check`` exits 2 on it).
         samples: annotation rows; videos: distinct videos they reference.
         missing: referenced videos that do not exist.
         outside: one line per referenced video outside the benchmark folder (never opened).
@@ -93,6 +93,7 @@ def check_dataset(benchmark: Benchmark, root: Path, decode: bool = True, workers
     except Exception as error:  # a truncated parquet / invalid json: any reader error
         report.problem = (f"{report.annotation} cannot be read ({str(error).splitlines()[0][:120]}): "
                           f"replace it with the official file; {benchmark.source}")
+        report.invalid = True  # there, but damaged: not MISSING
         return report
     report.samples = len(docs)
     counts = Counter(benchmark.row_id(row) for row in rows)

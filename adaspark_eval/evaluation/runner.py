@@ -30,9 +30,9 @@ def check_data(benchmarks: Sequence[Benchmark], root: Path) -> list[DataCheck]:
     """Presence check (no decoding) of each benchmark under ``root``, before any model loads.
 
     Raises:
-        AnnotationInvalid: a benchmark's annotation is empty or a row lacks a field the scorers read (one
-            line naming the file and the field).
-        DatasetMissing: a benchmark's annotation is missing or unreadable (message: where it goes).
+        AnnotationInvalid: a benchmark's annotation cannot be read, is empty or a row lacks a field the
+            scorers read (one line naming the file and the field).
+        DatasetMissing: a benchmark's annotation is missing (message: where it goes).
     """
     checks = [check_dataset(benchmark, root, decode=False) for benchmark in benchmarks]
     for check in checks:

@@ -53,6 +53,7 @@ def test_unreadable_annotation(benchmark_root: Path, tmp_path: Path) -> None:
     (tmp_path / "mlvu_dev/mlvu/test-00000-of-00001.parquet").write_bytes(b"PAR1 truncated")
     check = check_dataset(get_benchmark("mlvu_dev"), tmp_path)
     assert not check.usable and "cannot be read" in check.problem and "sy1998/MLVU_dev" in check.problem
+    assert check.invalid and check.lines()[0].startswith("mlvu_dev: INVALID: ")  # damaged, not MISSING
 
 
 def without_field(benchmark_root: Path, tmp_path: Path, field: str) -> Path:
