@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -201,14 +202,10 @@ def run_command(
                        "one GPU: pass one of them")
         if num_processes > 1 and world_size() == 1:  # the launcher: the same command in each process
             raise typer.Exit(launch(num_processes, sys.argv[1:]))
-        with _locked(options.output):  # a given folder is claimed before the model loads
-            lm = load_lmm(prepared, options)
-            try:
-                folder = options.output or Path("results") / f"{prepared.names}-{lm.config_key}"
-                lm.store = lm.open_store(folder)
-                evaluate(lm, prepared.benchmarks, prepared.root, limit=options.limit)
-            finally:
-                lm.close()
+        with loaded(prepared, options) as lm:
+            folder = options.output or Path("results") / f"{prepared.names}-{lm.config_key}"
+            lm.store = lm.open_store(folder)
+            evaluate(lm, prepared.benchmarks, prepared.root, limit=options.limit)
         if lm.rank == 0:
             _print_overview(folder)
         leave()
@@ -233,17 +230,25 @@ def sweep_command(
         prepared = prepare(knobs, options, single=False)
         if world_size() > 1:
             raise fail("sweep runs in one process: evaluate its points with `run --num-processes`")
-        with _locked(options.output):
-            lm = load_lmm(prepared, options)
-            try:
-                tag = short_hash("|".join(lm.config_key + p.name for p in prepared.points), length=8)
-                folder = options.output or Path("results") / f"sweep-{prepared.names}-{tag}"
-                with RunLock(folder):
-                    sweep(lm, prepared.benchmarks, prepared.root, prepared.points, folder, limit=options.limit,
-                          share=share)
-            finally:
-                lm.close()
+        with loaded(prepared, options) as lm:
+            tag = short_hash("|".join(lm.config_key + p.name for p in prepared.points), length=8)
+            folder = options.output or Path("results") / f"sweep-{prepared.names}-{tag}"
+            with RunLock(folder):
+                sweep(lm, prepared.benchmarks, prepared.root, prepared.points, folder, limit=options.limit,
+                      share=share)
         _print_overview(folder)
+
+
+@contextmanager
+def loaded(prepared: Prepared, options: RunOptions) -> Iterator[AdaSparkLMM]:
+    """The model (``load_lmm``), with a ``--output`` folder claimed before it loads and its decode-ahead
+    workers stopped when the block ends."""
+    with _locked(options.output):
+        lm = load_lmm(prepared, options)
+        try:
+            yield lm
+        finally:
+            lm.close()
 
 
 def _locked(folder: Path | None) -> AbstractContextManager[Any]:

@@ -68,13 +68,14 @@ class PreparedInputs:
     prompt: str
     timings: StageTimings
     cache_hit: bool
-    file_frames: int | None = None  # frames in the video file, when the method's reading rule asked for them
+    file_frames: int | None = None  # frames in the video file, when the caller probed it (``prepare``)
 
 
 def prepare_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]], settings: VideoSettings,
-                   cache: FrameCache | None = None) -> PreparedInputs:
+                   cache: FrameCache | None = None, file_frames: int | None = None) -> PreparedInputs:
     """Model inputs and prompt for one request's messages, with the frames of a single-video request
-    (no images) taken from / stored into ``cache`` when given.
+    (no images) taken from / stored into ``cache`` when given; ``file_frames``: the video's frame count
+    when the caller already probed it.
 
     Raises:
         VideoError: a video is missing or does not decode (one line, naming the file).
@@ -97,7 +98,7 @@ def prepare_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]
             video_kwargs["nframes"] = int(entry.frames.shape[0])
         else:
             start = time.perf_counter()
-            frames = probe_video(videos[0]).frames
+            frames = file_frames if file_frames is not None else probe_video(videos[0]).frames
             decode_s += time.perf_counter() - start
             video_kwargs["nframes"] = max(2, min(settings.max_num_frames, frames) // 2 * 2)
     hf_messages = [chat.to_hf_messages(video_kwargs=video_kwargs)]
@@ -134,7 +135,8 @@ def prepare_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]
     inputs = processor(text=texts, images=image_inputs, videos=video_inputs, video_metadata=metadata,
                        padding=True, padding_side="right", return_tensors="pt")
     processor_s = time.perf_counter() - start
-    return PreparedInputs(inputs, texts[0], StageTimings(decode_s, cache_s, processor_s), entry is not None)
+    return PreparedInputs(inputs, texts[0], StageTimings(decode_s, cache_s, processor_s), entry is not None,
+                          file_frames)
 
 
 def build_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]], settings: VideoSettings,

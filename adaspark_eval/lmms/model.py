@@ -244,10 +244,8 @@ class AdaSparkLMM(lmms):
 
     def request_ids(self, request: Instance) -> tuple[str, str]:
         """(task, sample id) of a request, as its record names them."""
-        _, _, _, doc_id, task, split = request.args
-        doc = self.task_dict[task][split][doc_id]
-        benchmark: Benchmark | None = BENCHMARKS.get(doc.get("benchmark", ""))
-        return (benchmark.name, benchmark.sample_id(doc)) if benchmark else (task, str(doc_id))
+        _, _, _, doc_id, task, _ = request.args
+        return sample_ids(task, doc_id, self.doc(request))
 
     def pending(self, request: Instance, config_key: str | None = None, store: RunStore | None = None) -> bool:
         """Whether ``request`` still has to be computed under ``config_key`` in ``store`` (default: the
@@ -305,10 +303,9 @@ class AdaSparkLMM(lmms):
             prepared: its inputs as a worker prepared them; None: prepared here, now.
         """
         benchmark: Benchmark | None = BENCHMARKS.get(doc.get("benchmark", ""))
+        task_name, sample_id = sample_ids(task, doc_id, doc)
         record: SampleRecord = {
-            "task": benchmark.name if benchmark else task,
-            "sample_id": benchmark.sample_id(doc) if benchmark else str(doc_id),
-            "config_key": self.config_key, "method": self.method.name,
+            "task": task_name, "sample_id": sample_id, "config_key": self.config_key, "method": self.method.name,
             "prediction": None, "answer": benchmark.gold(doc) if benchmark else "", "correct": None, "error": None,
             "parsed": None, "category": benchmark.category(doc) if benchmark else {},
             **(benchmark.record_fields(doc) if benchmark else {}),
@@ -407,6 +404,12 @@ class Ready:
     prompt: str
     stages: dict[str, float]
     file_frames: int | None = None
+
+
+def sample_ids(task: str, doc_id: int, doc: dict[str, Any]) -> tuple[str, str]:
+    """(task, sample id) of an lmms-eval doc as records name them: the benchmark's, else lmms-eval's."""
+    benchmark: Benchmark | None = BENCHMARKS.get(doc.get("benchmark", ""))
+    return (benchmark.name, benchmark.sample_id(doc)) if benchmark else (task, str(doc_id))
 
 
 def auto_workers() -> int:

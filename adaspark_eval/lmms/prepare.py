@@ -82,8 +82,7 @@ def prepare(job: SampleJob | None) -> PreparedInputs | None:
         if path is not None:
             file_frames = probe_video(path).frames
             video = dataclasses.replace(video, max_num_frames=job.frames_for(file_frames))
-    prepared = prepare_inputs(_WORKER.processor, job.messages, video, _WORKER.cache)
-    return dataclasses.replace(prepared, file_frames=file_frames)
+    return prepare_inputs(_WORKER.processor, job.messages, video, _WORKER.cache, file_frames)
 
 
 def _first_video(messages: list[dict[str, Any]]) -> str | None:
