@@ -75,18 +75,20 @@ class Results:
     scores: pd.DataFrame
     scoring: str | None = None
     warnings: list[str] = field(default_factory=list)
+    model: str | None = None
 
     def rule(self, task: str) -> str:
         """The rule the scores of ``task`` follow here: e.g. ``lmms``, ``official``, ``lenient``, ``as run``."""
-        return task_rule(task, self.scoring)
+        return task_rule(task, self.scoring, self.model)
 
 
-def task_rule(task: str, scoring: str | None) -> str:
-    """The rule ``scoring`` means for ``task``: its own name there (``lenient`` for VideoNIAH's ``lmms``),
-    ``as run`` when ``scoring`` is None or the task has no rules."""
+def task_rule(task: str, scoring: str | None, model: str | None = None) -> str:
+    """The rule ``scoring`` means for ``task`` (``default``: the default for ``model``'s answers,
+    ``datasets.scoring.default_rule``): its own name there (``lenient`` for VideoNIAH's ``lmms``), ``as run``
+    when ``scoring`` is None or the task has no rules."""
     if scoring is None or not has_rules(task):
         return AS_RUN
-    return rule_name(task, None if scoring == "default" else scoring)
+    return rule_name(task, None if scoring == "default" else scoring, model)
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -134,14 +136,16 @@ def load_results(root: str | Path, model: str | None = None, scoring: str | None
                 task, _, metric = name.partition("/")
                 reported.setdefault((key, task, scores), {})[metric] = value
     sample_rows = list(samples.values())
+    model = model or models[0]
     return Results(
         root=root,
         runs=pd.DataFrame(runs),
         samples=_samples_frame(sample_rows),
         layers=_layers_frame(sample_rows),
-        scores=_scores_frame(sample_rows, reported, scoring),
+        scores=_scores_frame(sample_rows, reported, scoring, model),
         scoring=scoring,
         warnings=warnings,
+        model=model,
     )
 
 
@@ -165,7 +169,7 @@ def read_summary(folder: Path, warnings: list[str]) -> dict[str, Any] | None:
 
 
 def _scores_frame(rows: list[dict[str, Any]], reported: dict[tuple[str, str, str], dict[str, float]],
-                  scoring: str | None) -> pd.DataFrame:
+                  scoring: str | None, model: str | None) -> pd.DataFrame:
     """One row per (config_key, task, metric) under ``scoring``: recomputed from the records of each
     (config_key, task) with records, else the newest summary's scores under that rule."""
     records: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -175,7 +179,7 @@ def _scores_frame(rows: list[dict[str, Any]], reported: dict[tuple[str, str, str
     groups = dict.fromkeys([*records, *((key, task) for key, task, _ in reported)])
     out = []
     for key, task in groups:
-        rule = task_rule(task, scoring)
+        rule = task_rule(task, scoring, model)
         if (key, task) in records and rule != AS_RUN:
             values = score_records(task, records[(key, task)], rule)
         else:

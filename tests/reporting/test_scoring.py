@@ -110,3 +110,33 @@ def test_paper_and_plots_name_the_rule(results_dir: Path) -> None:
 def test_unknown_scoring_is_refused(results_dir: Path) -> None:
     result = runner.invoke(app, ["report", "table", "--results", str(results_dir), "--scoring", "strict"])
     assert result.exit_code == 2 and "strict" in result.output
+
+
+def test_the_embedded_models_answers_default_to_the_rule_that_reads_option_names(tmp_path: Path) -> None:
+    """niah-small answers with the needle's name ("blue circle"); VNBench's eval.py reads no letter there,
+    so its runs default to the lenient rule (named in the title), and ``--scoring official`` still gives 0."""
+    from adaspark_eval.datasets.scoring import OPTION_NAME_MODELS
+    from adaspark_eval.models.loading import EMBEDDED
+
+    assert EMBEDDED in OPTION_NAME_MODELS
+    options = ["blue circle", "red square", "green star", "pink cross"]  # options A-D, as records store them
+    folder = tmp_path / "embedded"
+    store = RunStore(folder)
+    for attempt in range(4):
+        store.append({"task": "videoniah", "sample_id": f"v_{attempt}", "answer": "ABCD"[attempt],
+                      "prediction": options[attempt],
+                      "config_key": CONFIG_KEY, "method": "dense", "correct": True, "error": None, "parsed": None,
+                      "category": {"type": "ret_insert1", "task": "ret"},
+                      "niah": {"video": "v", "type": "ret_insert1", "try": attempt, "options": options},
+                      "flops": {"llm_prefill": {"actual": 10, "dense": 10, "reduction": 0.0},
+                                "total": {"actual": 20, "dense": 20, "reduction": 0.0}}})
+    store.write_summary({"run": "embedded", "model": EMBEDDED, "method": "dense", "config": AdaSparkConfig().to_dict(),
+                         "config_key": CONFIG_KEY, "tasks": ["videoniah"], "n_samples": 4, "n_errors": 0,
+                         "created": "2026-01-01T00:00:00"})
+    default = load_results(tmp_path)
+    assert default.rule("videoniah") == "lenient"
+    assert default.scores.set_index("metric").loc["overall", "value"] == 100.0
+    official = load_results(tmp_path, scoring="official")
+    assert official.scores.set_index("metric").loc["overall", "value"] == 0.0
+    result = runner.invoke(app, ["report", "table", "--results", str(tmp_path)])
+    assert result.exit_code == 0 and "videoniah: score (%, lenient rule)" in result.output

@@ -8,7 +8,8 @@ Two rules per benchmark (``RULES``):
 - ``official``: the benchmark's released evaluator, quirks included (``eval_your_results.py``,
   ``choice_bench.py``, VNBench ``eval.py``).
 
-``DEFAULT_RULES`` is what reports show unless told otherwise (docs/scoring.md says why).
+``DEFAULT_RULES`` is what reports show unless told otherwise (docs/scoring.md says why), except for the
+models of ``OPTION_NAME_MODELS`` (``default_rule``).
 
     scores = score_records("mlvu_dev", records, "official")   # {"m_avg": ..., "count": ..., ...}
     rule = get_rule("videoniah", "lmms")                       # rule.name == "lenient"
@@ -25,6 +26,10 @@ from adaspark_eval.datasets.scoring.records import Record, RecordsUnscorable, ge
 RULES = ("lmms", "official")
 DEFAULT_RULES = {"videomme": "lmms", "mlvu_dev": "lmms", "videoniah": "official"}
 ALIASES = {("videoniah", "lmms"): "lenient"}  # (benchmark, rule asked) -> the rule's own name there
+OPTION_NAME_MODELS = ("niah-small",)
+"""Models trained to answer with the option's text rather than its letter (the embedded model,
+docs/embedded-model.md): VNBench's ``eval.py`` reads no letter from their answers, so their default is
+the ``lmms`` rule (``lenient`` for VideoNIAH), which reads an answer naming one option's text."""
 
 
 class UnknownRule(ValueError):
@@ -72,10 +77,16 @@ _RULES: dict[tuple[str, str], Rule] = {
 }
 
 
-def rule_name(benchmark: str, rule: str | None = None) -> str:
-    """The name ``rule`` (default: the benchmark's default) has for ``benchmark``: ``lmms`` is ``lenient``
-    for VideoNIAH."""
-    rule = rule or DEFAULT_RULES.get(benchmark, "lmms")
+def default_rule(benchmark: str, model: str | None = None) -> str:
+    """The rule reports show for ``benchmark`` unless told otherwise: ``DEFAULT_RULES``, or ``lmms`` for the
+    answers of a model of ``OPTION_NAME_MODELS``."""
+    return "lmms" if model in OPTION_NAME_MODELS else DEFAULT_RULES.get(benchmark, "lmms")
+
+
+def rule_name(benchmark: str, rule: str | None = None, model: str | None = None) -> str:
+    """The name ``rule`` (default: ``default_rule`` of ``benchmark`` and ``model``) has for ``benchmark``:
+    ``lmms`` is ``lenient`` for VideoNIAH."""
+    rule = rule or default_rule(benchmark, model)
     return ALIASES.get((benchmark, rule), rule)
 
 
@@ -103,5 +114,5 @@ def score_records(benchmark: str, records: Sequence[Record], rule: str | None = 
     return get_rule(benchmark, rule).scores(records)
 
 
-__all__ = ["ALIASES", "DEFAULT_RULES", "RULES", "RecordsUnscorable", "Rule", "UnknownRule", "get_field",
-           "get_rule", "has_rules", "rule_name", "score_records"]
+__all__ = ["ALIASES", "DEFAULT_RULES", "OPTION_NAME_MODELS", "RULES", "RecordsUnscorable", "Rule", "UnknownRule", "default_rule",
+           "get_field", "get_rule", "has_rules", "rule_name", "score_records"]
