@@ -74,14 +74,20 @@ _EXIT_GRACE_S = 2.0
 _ENVIRONMENT_LOCK = threading.Lock()
 
 
+#: The most workers ``default_workers`` gives: on an H200 with 16 cores, 3-4 workers prepared 32-frame samples of
+#: 720p video faster than the model answered them, and 12 starting at once slowed each other's imports and
+#: the first sample by tens of seconds (benchmarks/EVAL_THROUGHPUT.md).
+MAX_DEFAULT_WORKERS = 4
+
+
 def default_workers() -> int:
     """Workers for this machine: one fewer than the CPUs this process may use (the caller keeps one),
-    at most 8; 0 (inline) on a single CPU."""
+    at most ``MAX_DEFAULT_WORKERS``; 0 (inline) on a single CPU."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
-    return max(0, min(8, cpus - 1))
+    return max(0, min(MAX_DEFAULT_WORKERS, cpus - 1))
 
 
 class WorkerDied(RuntimeError):

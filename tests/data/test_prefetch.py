@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from adaspark_eval.data.prefetch import (InitializerError, Outcome, Prefetcher, RemoteError, WorkerDied,
-                                         default_workers)
+                                         MAX_DEFAULT_WORKERS, default_workers)
 from adaspark_eval.data.video import VideoError
 
 sys.path.insert(0, str(Path(__file__).parent))  # the spawned workers inherit sys.path
@@ -155,8 +155,8 @@ def test_validation_and_default_workers():
                          ({"workers": 1, "threads": 0}, "use 1 or more")]:
         with pytest.raises(ValueError, match=fix):
             Prefetcher(work.add_offset, **options)
-    assert 0 <= default_workers() <= 8
-    assert default_workers() == max(0, min(8, len(os.sched_getaffinity(0)) - 1))
+    assert 0 <= default_workers() <= MAX_DEFAULT_WORKERS == 4
+    assert default_workers() == max(0, min(MAX_DEFAULT_WORKERS, len(os.sched_getaffinity(0)) - 1))
 
 
 CALLER = """
