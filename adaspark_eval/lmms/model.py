@@ -139,8 +139,10 @@ class AdaSparkLMM(lmms):
         self.devices = {parameter.device for parameter in self.loaded.model.parameters()}
         self.model_name = self.loaded.name
         size_processor(self.loaded.processor, self.base_video)
-        self.preparer = ahead or Prefetcher(prepare, 0, initializer=start_worker,  # or inline, this processor
-                                            initargs=(self.loaded.processor, self.base_video, self.frame_cache))
+        inline = (self.loaded.processor, self.base_video, self.frame_cache)  # this process's processor
+        # the workers' first items: prepared here while they still import (the first sample is out sooner)
+        self.preparer = ahead.help(start_worker, inline) if ahead else Prefetcher(prepare, 0, initializer=start_worker,
+                                                                                   initargs=inline)
         self.dims = ModelDims.from_config(self.loaded.model.config)
         self.sparse = attach(self.loaded.model, self.method, config or AdaSparkConfig())  # the one attach
         self._derive()
