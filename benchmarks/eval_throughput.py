@@ -10,7 +10,8 @@ Sections (each adds to ``DIR/eval_throughput.json``, then ``DIR/EVAL_THROUGHPUT.
   stock     row a: the stock class, instantiated here and passed to ``simple_evaluate`` as ``model=``.
   harness   rows b-e: ``AdaSparkLMM`` at p=1 serial (b), p=1 with decode-ahead workers and a cold frame cache (c),
             fixed_ratio=0.5 select=cube with that cache warm (d), fixed_ratio=0.5 select=token / cube with
-            workers and no cache (e-token, e-cube).
+            workers and the cache warm (e-token, e-cube); f, g: c and d with ``--batched-vision``; c-fast,
+            d-fast: c (cache cold) and d (warm) with ``--batched-vision --decode graph`` (``HARNESS_ROWS``).
   decoders  decord against torchcodec (CPU, and CUDA where its build has it) on the sampled frame indices of a few
             videos: frames per second, and whether the frames are bit-identical. Runs in a child process that
             alone sees torchcodec (``--torchcodec-path``): qwen_vl_utils prefers torchcodec to decord once it
@@ -18,11 +19,11 @@ Sections (each adds to ``DIR/eval_throughput.json``, then ``DIR/EVAL_THROUGHPUT.
 
 Per row: samples per minute over the answering window (the wall time of ``generate_until``; model load
 excluded), the GPU's busy fraction over that window (NVML utilisation sampled by a thread: the share of time a
-kernel ran), the time of each stage (summed over samples), and the peak CPU memory of this process and its
-children (psutil, sampled). Stages of the stock row are timed here by wrapping its ``process_vision_info``
-(decode), its processor call, and forward hooks on the vision tower and the language model (measurement only;
-each synchronises the GPU, as ``generate`` does anyway); stages of the harness rows are the ``latency`` dicts
-of its run folder's records.
+kernel ran), the seconds to the first answer with the rate and GPU busy fraction after it, the time of each
+stage (summed over samples), and the peak CPU memory of this process and its children (psutil, sampled).
+Stages of the stock row are timed here by wrapping its ``process_vision_info`` (decode), its processor call,
+and forward hooks on the vision tower and the language model (measurement only; each synchronises the GPU, as
+``generate`` does anyway); stages of the harness rows are the ``latency`` dicts of its run folder's records.
 """
 
 from __future__ import annotations
@@ -693,7 +694,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None, help="samples per run (default: all)")
     parser.add_argument("--rows", default=",".join(r.row for r in HARNESS_ROWS), help="harness rows to run")
     parser.add_argument("--workers", type=int, default=None,
-                        help="decode-ahead workers of rows c-e (default: the harness's own, data.prefetch.default_workers)")
+                        help="decode-ahead workers of rows c-g (default: the harness's own default_workers)")
     parser.add_argument("--max-new-tokens", type=int, default=None,
                         help="generation length (default: the task's 16; random weights rarely stop earlier)")
     parser.add_argument("--data", type=Path, default=None, help="data root (default OUT/data)")

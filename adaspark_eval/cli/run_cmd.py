@@ -60,7 +60,8 @@ class RunOptions:
                 "may differ in the last bit, so it enters the config key; docs/evaluation.md)"})
     decode: str = field(default="generate", metadata={
         "help": "generate (transformers' generate) | graph: greedy decode steps on a static KV cache replayed as a "
-                "CUDA graph (GPU speed; may differ in rare near-ties, so it enters the config key; docs/evaluation.md)"})
+                "CUDA graph (GPU speed; may differ in rare near-ties, so it enters the config key; "
+                "docs/evaluation.md)"})
     fused_ops: bool = field(default=False, metadata={
         "help": "RMSNorm, rotary embedding and SiLU-and-multiply as fused kernels (GPU; docs/kernels.md)"})
     frames: int = field(default=VideoSettings.max_num_frames,

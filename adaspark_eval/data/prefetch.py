@@ -226,7 +226,8 @@ class Prefetcher(Generic[Item, T]):
             self._pool.append(self._spawn())
         return self
 
-    def help(self, initializer: Callable[..., Any] | None = None, initargs: tuple[Any, ...] = ()) -> Prefetcher[Item, T]:
+    def help(self, initializer: Callable[..., Any] | None = None,
+             initargs: tuple[Any, ...] = ()) -> Prefetcher[Item, T]:
         """Let the caller prepare, with ``function`` in its own process, each item it needs that no worker has
         taken yet (all are still starting, or busy with later items), after running ``initializer(*initargs)``
         once there (default: the workers' own); outcomes are the same whoever prepares an item. Returns self."""
