@@ -58,6 +58,10 @@ class RunOptions:
     batched_vision: bool = field(default=False, metadata={
         "help": "the vision encoder's window attention in one call per window size, not one per window (GPU speed; "
                 "may differ in the last bit, so it enters the config key; docs/evaluation.md)"})
+    decode: str = field(default="generate", metadata={
+        "help": "generate (transformers' generate) | graph: greedy decode steps on a static KV cache replayed as a "
+                "CUDA graph (GPU speed; may differ in rare near-ties, so it enters the config key; "
+                "docs/evaluation.md)"})
     fused_ops: bool = field(default=False, metadata={
         "help": "RMSNorm, rotary embedding and SiLU-and-multiply as fused kernels (GPU; docs/kernels.md)"})
     frames: int = field(default=VideoSettings.max_num_frames,
@@ -168,6 +172,10 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     check_device(options.device)
     check_checkpoint(options.model)  # config.json, architecture and weights, before the model loads
     method = make_method(options.method, options.peer_settings())  # bad settings stop here, before the model loads
+    from adaspark_eval.lmms.model import check_decode
+
+    for point in points:
+        check_decode(options.decode, method, point.config, options.device_map)
     return Prepared(benchmarks, root, points, method, options.cache(), options.worker_count())
 
 
@@ -178,6 +186,7 @@ def load_lmm(prepared: Prepared, options: RunOptions) -> AdaSparkLMM:
     return AdaSparkLMM(pretrained=options.model, config=prepared.points[0].config, method=prepared.method,
                        video=options.video(), device=options.device, device_map=options.device_map,
                        dtype=options.dtype, fused_ops=options.fused_ops, batched_vision=options.batched_vision,
+                       decode=options.decode,
                        workers=prepared.workers,
                        frame_cache=prepared.frame_cache)
 

@@ -26,6 +26,10 @@ Contract:
       comes back as a :class:`RemoteError` naming the original type and message.
     - Bounded memory: at most ``ahead`` items are pulled from ``items`` and not yet handed to the
       caller (queued, in a worker, or finished and waiting); ``items`` is consumed lazily.
+    - The caller never waits for an item that no worker has taken: with :meth:`Prefetcher.help` it
+      prepares that item itself (the same ``function``, after its own initializer), so the first items
+      are out while the workers still import and initialise (seconds to tens of seconds for torch,
+      transformers and a processor); workers take items only once initialised.
     - Each worker holds one item at a time (its own pipe), so a worker that dies (a decoder segfault,
       the OOM killer, ``os._exit``) is attributable to exactly one item: a fresh worker replaces it and
       the item is tried once more; if that worker dies too, the item's outcome is :class:`WorkerDied`
@@ -74,14 +78,20 @@ _EXIT_GRACE_S = 2.0
 _ENVIRONMENT_LOCK = threading.Lock()
 
 
+#: The most workers ``default_workers`` gives: on an H200 with 16 cores, 3-4 workers prepared 32-frame samples of
+#: 720p video faster than the model answered them, and 12 starting at once slowed each other's imports and
+#: the first sample by tens of seconds (benchmarks/EVAL_THROUGHPUT.md).
+MAX_DEFAULT_WORKERS = 4
+
+
 def default_workers() -> int:
     """Workers for this machine: one fewer than the CPUs this process may use (the caller keeps one),
-    at most 8; 0 (inline) on a single CPU."""
+    at most ``MAX_DEFAULT_WORKERS``; 0 (inline) on a single CPU."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
-    return max(0, min(8, cpus - 1))
+    return max(0, min(MAX_DEFAULT_WORKERS, cpus - 1))
 
 
 class WorkerDied(RuntimeError):
@@ -146,6 +156,7 @@ class PrefetchStats:
         wall_s: seconds from each ``map``'s first ``next()`` to its end (summed).
         retries: items tried again after their worker died.
         deaths: workers that died (crashed or were killed) while alive to this prefetcher.
+        helped: items the caller prepared itself (``Prefetcher.help``) because no worker had taken them.
     """
 
     done: int = 0
@@ -153,6 +164,7 @@ class PrefetchStats:
     wall_s: float = 0.0
     retries: int = 0
     deaths: int = 0
+    helped: int = 0
 
     @property
     def wait_share(self) -> float:
@@ -165,6 +177,7 @@ class _Worker:
     process: BaseProcess
     conn: Connection
     index: int | None = None  # the item it holds
+    ready: bool = False  # its initializer finished: it takes items
 
 
 class Prefetcher(Generic[Item, T]):
@@ -197,6 +210,9 @@ class Prefetcher(Generic[Item, T]):
         self.stats = PrefetchStats()
         self._pool: list[_Worker] = []
         self._initialized = False  # inline mode: the initializer ran
+        self._helper: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
+        self._helper_ready = False
+        self._start_deaths = 0  # workers that died before their initializer finished
         self._mapping = False
         self._closed = False
 
@@ -208,6 +224,31 @@ class Prefetcher(Generic[Item, T]):
         self._check_open()
         while len(self._pool) < self.workers:
             self._pool.append(self._spawn())
+        return self
+
+    def help(self, initializer: Callable[..., Any] | None = None,
+             initargs: tuple[Any, ...] = ()) -> Prefetcher[Item, T]:
+        """Let the caller prepare, with ``function`` in its own process, each item it needs that no worker has
+        taken yet (all are still starting, or busy with later items), after running ``initializer(*initargs)``
+        once there (default: the workers' own); outcomes are the same whoever prepares an item. Returns self."""
+        self._helper = (initializer or self.initializer or (lambda: None),
+                        tuple(initargs) if initializer is not None else self.initargs)
+        return self
+
+    def wait_started(self, timeout: float | None = None) -> Prefetcher[Item, T]:
+        """Start the workers and block until every one has run its initializer (so that the caller helps with
+        nothing: tests of the workers themselves). Raises ``InitializerError`` as ``map`` would, and
+        ``TimeoutError`` after ``timeout`` seconds. Returns self."""
+        self.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while starting := [worker for worker in self._pool if not worker.ready]:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            signalled = set(wait([w.conn for w in starting] + [w.process.sentinel for w in starting], timeout=left))
+            if not signalled:
+                raise TimeoutError(f"prefetch workers still starting after {timeout} s")
+            for worker in starting:
+                if worker.conn in signalled or worker.process.sentinel in signalled:
+                    self._started(worker, signalled)
         return self
 
     def close(self) -> None:
@@ -308,14 +349,40 @@ class Prefetcher(Generic[Item, T]):
                     yield item, outcome
                 elif exhausted and handed == pulled:
                     return
+                elif self._helper is not None and handed in queue:  # no worker has it: prepare it here
+                    queue.remove(handed)
+                    ready[handed] = self._help(held[handed])
                 else:
                     self._collect(ready, queue, deaths)
         finally:
             self._abandon()
 
+    def _help(self, item: Item) -> Outcome[T]:
+        """``function(item)`` in the caller (``help``), its initializer run first, once."""
+        assert self._helper is not None
+        if not self._helper_ready:
+            initializer, initargs = self._helper
+            try:
+                initializer(*initargs)
+            except Exception as error:
+                raise InitializerError(f"the prefetch initializer failed in the caller: {_name(error)}") from error
+            self._helper_ready = True
+        self.stats.helped += 1
+        try:
+            return Outcome(value=self.function(item))
+        except Exception as error:
+            return Outcome(error=error)
+
     def _dispatch(self, queue: deque[int], held: dict[int, Item], ready: dict[int, Outcome[T]]) -> None:
-        """Give queued items to idle workers, one each."""
-        idle = deque(slot for slot, worker in enumerate(self._pool) if worker.index is None)
+        """Give queued items to idle, initialised workers, one each (starting workers are checked first,
+        without blocking)."""
+        starting = [worker for worker in self._pool if not worker.ready]
+        if starting:
+            signalled = set(wait([w.conn for w in starting] + [w.process.sentinel for w in starting], timeout=0))
+            for worker in starting:
+                if worker.conn in signalled or worker.process.sentinel in signalled:
+                    self._started(worker, signalled)
+        idle = deque(slot for slot, worker in enumerate(self._pool) if worker.index is None and worker.ready)
         while queue and idle:
             index = queue.popleft()
             try:
@@ -339,11 +406,17 @@ class Prefetcher(Generic[Item, T]):
 
     def _collect(self, ready: dict[int, Outcome[T]], queue: deque[int],
                  deaths: dict[int, list[int | None]]) -> None:
-        """Block until a busy worker replies or dies; file its outcome, or replace it and retry its item."""
+        """Block until a busy worker replies or dies, or a starting one finishes its initializer or dies; file
+        the outcome, or replace the worker (retrying its item)."""
         busy = [worker for worker in self._pool if worker.index is not None]
-        if not busy:
+        starting = [worker for worker in self._pool if not worker.ready]
+        if not busy and not starting:
             raise RuntimeError("prefetch: waiting with no item in a worker (internal error)")
-        signalled = set(wait([worker.conn for worker in busy] + [worker.process.sentinel for worker in busy]))
+        watched = busy + starting
+        signalled = set(wait([worker.conn for worker in watched] + [worker.process.sentinel for worker in watched]))
+        for worker in starting:
+            if worker.conn in signalled or worker.process.sentinel in signalled:
+                self._started(worker, signalled)
         for worker in busy:
             if worker.conn not in signalled and worker.process.sentinel not in signalled:
                 continue
@@ -377,6 +450,28 @@ class Prefetcher(Generic[Item, T]):
             else:
                 self.stats.retries += 1
                 queue.appendleft(index)
+
+    def _started(self, worker: _Worker, signalled: set[Any]) -> None:
+        """A starting worker signalled: it is ready, its initializer failed (raise), or it died (replace it;
+        ``ATTEMPTS`` deaths per worker slot before any is ready stop the run)."""
+        try:
+            reply = worker.conn.recv() if worker.conn.poll() else None
+        except (EOFError, OSError):
+            reply = None
+        self._check_initialized(reply)
+        if reply is not None and reply[0] == "ready":
+            worker.ready = True
+            return
+        if worker.process.sentinel not in signalled and reply is None and worker.process.is_alive():
+            return  # spurious wake-up
+        exit_code = _stop(worker, _EXIT_GRACE_S)
+        self.stats.deaths += 1
+        self._start_deaths += 1
+        if self._start_deaths >= ATTEMPTS * max(1, self.workers):
+            self.close()
+            raise InitializerError(f"prefetch workers died while starting ({_describe_exit(exit_code)}, "
+                                   f"{self._start_deaths} times)")
+        self._pool[self._pool.index(worker)] = self._spawn()
 
     def _check_initialized(self, reply: Any) -> None:
         """Close and raise InitializerError if ``reply`` says a worker's initializer failed."""
@@ -485,6 +580,8 @@ def _serve(conn: Connection, function: Callable[[Any], Any], initializer: Callab
             _send(conn, ("init_failed", _portable(error)))
             return
         _limit_threads(threads, limited)
+    if not _send(conn, ("ready", None)):
+        return
     while True:
         try:
             message = conn.recv()

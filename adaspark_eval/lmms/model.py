@@ -5,6 +5,8 @@ Model args (``--model_args k=v,...``): ``pretrained`` (``tiny``, a checkpoint di
 name), ``device``, ``device_map`` (``auto`` or ``cuda:0;cuda:1``: the model split over those GPUs in this one
 process, ``models.placement``), ``dtype``, ``fused_ops`` (``true``: RMSNorm, rotary embedding and
 SiLU-and-multiply in fused kernels, ``models.fused``; GPU only), ``batched_vision`` (``models.vision``),
+``decode`` (``generate``, or ``graph``: greedy decode steps on a static KV cache replayed as a CUDA graph,
+``models.graph_decode``),
 ``max_num_frames``, ``fps``, ``min_pixels``, ``max_pixels`` (video reading as lmms-eval's stock ``qwen2_5_vl``,
 see ``inputs``), ``output`` (run folder; default
 ``results/<config_key>``), every AdaSpark knob (``p=0.8``, ``cube=4x4x4``, ``dense_layers=0;1``, ...), and
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -36,7 +39,7 @@ from lmms_eval.api.model import lmms
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from adaspark_eval.config import AdaSparkConfig, parse_bool, short_hash
+from adaspark_eval.config import AdaSparkConfig, ConfigError, parse_bool, short_hash
 from adaspark_eval.data.frame_cache import DEFAULT_MAX_GB, FrameCache, gb_to_bytes
 from adaspark_eval.data.prefetch import Outcome, Prefetcher, WorkerDied, default_workers
 from adaspark_eval.data.video import VideoError, VideoSettings
@@ -46,6 +49,7 @@ from adaspark_eval.lmms.inputs import PreparedInputs
 from adaspark_eval.lmms.prepare import SampleJob, prepare, size_processor, start_worker
 from adaspark_eval.lmms.timing import GenerationTimer
 from adaspark_eval.methods import Method, attach, make_method, split_settings
+from adaspark_eval.models.graph_decode import DECODE_MODES, GraphDecoder
 from adaspark_eval.models.loading import AUTO, check_checkpoint, load_model
 from adaspark_eval.models.memo import SampleMemo
 from adaspark_eval.models.parallel import join, world_size
@@ -56,21 +60,24 @@ from adaspark_eval.results.store import RunStore, SampleKey, sample_key
 
 METHOD = "adaspark"
 KNOBS = tuple(f.name for f in dataclasses.fields(AdaSparkConfig))
-MODEL_ARGS = ("pretrained", "device", "device_map", "dtype", "fused_ops", "batched_vision", "max_num_frames", "fps",
-              "min_pixels", "max_pixels", "output", "method", "workers", "frame_cache", "frame_cache_max_gb")
+MODEL_ARGS = ("pretrained", "device", "device_map", "dtype", "fused_ops", "batched_vision", "decode", "max_num_frames",
+              "fps", "min_pixels", "max_pixels", "output", "method", "workers", "frame_cache", "frame_cache_max_gb")
 AUTO_WORKERS = "auto"  # workers=auto: ``data.prefetch.default_workers`` shared among the ranks of this machine
 
 
 def run_key(config: AdaSparkConfig, model: str, video: VideoSettings, dtype: str, method: Method | None = None,
-            fused_ops: bool = False, batched_vision: bool = False) -> str:
+            fused_ops: bool = False, batched_vision: bool = False, decode: str = DECODE_MODES[0]) -> str:
     """``adaspark-<hash>``: the config key of results; changes with any knob, the model, the video
-    reading, the dtype or fused ops, so results of another setup are never reused."""
+    reading, the dtype, fused ops, batched vision or the decode loop, so results of another setup are never
+    reused."""
     payload: dict[str, Any] = {"knobs": config.key(), "model": model, "video": dataclasses.asdict(video),
                                "dtype": dtype}
     if fused_ops:  # keys of runs without them stay as they were
         payload["fused_ops"] = True
     if batched_vision:
         payload["batched_vision"] = True
+    if decode != DECODE_MODES[0]:
+        payload["decode"] = decode
     name = method.name if method is not None else METHOD
     if name != METHOD:  # a peer method's settings; AdaSpark runs keep the keys they had before methods
         payload["method"] = {"name": name, **method.settings()}
@@ -101,10 +108,13 @@ class AdaSparkLMM(lmms):
         workers: int = 0,
         frame_cache: FrameCache | None = None,
         batched_vision: bool = False,
+        decode: str = DECODE_MODES[0],
     ) -> None:
         super().__init__()
         if workers < 0:
             raise ValueError(f"workers={workers}: pass 0 (decode in this process) or more worker processes")
+        check_decode(decode, method or make_method(METHOD), config or AdaSparkConfig(), device_map)
+        self.decode = decode
         self.workers, self.frame_cache = int(workers), frame_cache
         self.method = method or make_method(METHOD)
         self.base_video = video or VideoSettings()  # as given; ``video``: as the method reads videos
@@ -124,12 +134,15 @@ class AdaSparkLMM(lmms):
             raise
         if self.batched_vision:
             batch_vision(self.loaded.model)
+        self.decoder = GraphDecoder(self.loaded.model) if decode == "graph" else None
         self._device = self.loaded.device  # where inputs go: the first GPU of a device map
         self.devices = {parameter.device for parameter in self.loaded.model.parameters()}
         self.model_name = self.loaded.name
         size_processor(self.loaded.processor, self.base_video)
-        self.preparer = ahead or Prefetcher(prepare, 0, initializer=start_worker,  # or inline, this processor
-                                            initargs=(self.loaded.processor, self.base_video, self.frame_cache))
+        inline = (self.loaded.processor, self.base_video, self.frame_cache)  # this process's processor
+        # the workers' first items: prepared here while they still import (the first sample is out sooner)
+        self.preparer = ahead.help(start_worker, inline) if ahead else Prefetcher(prepare, 0, initializer=start_worker,
+                                                                                   initargs=inline)
         self.dims = ModelDims.from_config(self.loaded.model.config)
         self.sparse = attach(self.loaded.model, self.method, config or AdaSparkConfig())  # the one attach
         self._derive()
@@ -180,6 +193,7 @@ class AdaSparkLMM(lmms):
                    video=video, device=rest.get("device"), device_map=rest.get("device_map"),
                    dtype=str(rest.get("dtype", "bfloat16")), fused_ops=parse_bool(rest.get("fused_ops", False)),
                    batched_vision=parse_bool(rest.get("batched_vision", False)),
+                   decode=str(rest.get("decode", DECODE_MODES[0])),
                    output=rest.get("output"), workers=workers, frame_cache=frame_cache)
 
     def _place(self, device: str | None, device_map: str | None) -> list[torch.device] | None:
@@ -198,7 +212,7 @@ class AdaSparkLMM(lmms):
         """What follows from the method and knobs in force: how videos are read, and the results key."""
         self.video = self.method.video(self.base_video, self.dims)
         self.config_key = run_key(self.sparse.config, self.model_name, self.base_video, self.dtype, self.method,
-                                  self.fused_ops, self.batched_vision)
+                                  self.fused_ops, self.batched_vision, self.decode)
 
     def open_store(self, folder: str | Path) -> RunStore:
         """The run folder ``folder`` as this process writes it (its rank's samples file)."""
@@ -210,6 +224,7 @@ class AdaSparkLMM(lmms):
 
     def configure(self, config: AdaSparkConfig, method: Method | None = None) -> None:
         """Switch the AdaSpark knobs and, when given, the method (no reload); later samples are keyed by them."""
+        check_decode(self.decode, method or self.method, config)
         self.method = method or self.method
         self.sparse.config = self.method.config(config)
         self.sparse.rule = self.method.rule(self.sparse)
@@ -358,13 +373,22 @@ class AdaSparkLMM(lmms):
         settings = {"max_new_tokens": 128, "temperature": 0.0, "top_p": None, "num_beams": 1, **gen_kwargs}
         sample = settings["temperature"] > 0
         model = self.loaded.model
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        graph = self.decoder is not None and not sample and settings["num_beams"] == 1
+        if self.decoder is not None and not graph:
+            warnings.warn("decode=graph decodes greedily: samples asking for sampling or beams run through "
+                          "transformers' generate", stacklevel=2)
         with GenerationTimer(model.model, self.devices) as timer:
-            output = model.generate(
-                **inputs, eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
-                do_sample=sample, temperature=settings["temperature"] if sample else None,
-                top_p=settings["top_p"] if sample else None, top_k=settings.get("top_k") if sample else None,
-                num_beams=settings["num_beams"], max_new_tokens=settings["max_new_tokens"], use_cache=True,
-            )
+            if graph:
+                assert self.decoder is not None
+                output = self.decoder.generate(inputs, settings["max_new_tokens"], eos, pad)
+            else:
+                output = model.generate(
+                    **inputs, eos_token_id=eos, pad_token_id=pad,
+                    do_sample=sample, temperature=settings["temperature"] if sample else None,
+                    top_p=settings["top_p"] if sample else None, top_k=settings.get("top_k") if sample else None,
+                    num_beams=settings["num_beams"], max_new_tokens=settings["max_new_tokens"], use_cache=True,
+                )
         prompt_ids = inputs["input_ids"][0]
         generated = output[0, prompt_ids.shape[0]:]
         config = model.config
@@ -410,6 +434,24 @@ def sample_ids(task: str, doc_id: int, doc: dict[str, Any]) -> tuple[str, str]:
     """(task, sample id) of an lmms-eval doc as records name them: the benchmark's, else lmms-eval's."""
     benchmark: Benchmark | None = BENCHMARKS.get(doc.get("benchmark", ""))
     return (benchmark.name, benchmark.sample_id(doc)) if benchmark else (task, str(doc_id))
+
+
+def check_decode(decode: str, method: Method, config: AdaSparkConfig, device_map: str | None = None) -> None:
+    """``ConfigError`` naming the fix when the decode loop ``decode`` cannot run ``method`` at ``config``:
+    ``graph`` replays dense decode steps of one GPU's model (``models.graph_decode``)."""
+    if decode not in DECODE_MODES:
+        raise ConfigError(f"decode={decode!r} is not a decode loop: pass {' or '.join(DECODE_MODES)}")
+    if decode != "graph":
+        return
+    knobs = method.config(config)
+    if not method.dense_decode:
+        raise ConfigError(f"--decode graph replays dense decode steps, and method {method.name} changes them: "
+                          "drop --decode graph")
+    if knobs.attention and knobs.sparse_decode:
+        raise ConfigError("--decode graph replays dense decode steps, and sparse_decode=true makes them sparse: "
+                          "drop one of them")
+    if device_map:
+        raise ConfigError("--decode graph runs a model on one GPU: drop --device-map (or --decode graph)")
 
 
 def auto_workers() -> int:

@@ -36,6 +36,9 @@ class Method:
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    #: Whether the method leaves the decode steps as the runtime's config runs them (``--decode graph`` replays
+    #: dense ones); a method whose rule acts at decode sets False.
+    dense_decode: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.validate()

@@ -121,6 +121,7 @@ class FastV(Method):
 
     name = "fastv"
     summary = "FastV: after layer --fastv-layer keep the --fastv-keep most-attended visual tokens"
+    dense_decode = False  # pruned tokens are no keys at decode either
     fastv_layer: int = 2
     fastv_keep: float = 0.5
 

@@ -14,7 +14,8 @@ Nothing of transformers is edited.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Protocol
 
 import torch
@@ -31,7 +32,7 @@ from adaspark_eval.sparse.ffn_plan import FfnPlan, plan_ffn
 from adaspark_eval.sparse.kernels import dispatch
 from adaspark_eval.sparse.layout import TokenLayout, build_layout
 from adaspark_eval.sparse.state import ForwardState
-from adaspark_eval.sparse.stats import AttentionStats, ForwardRecord
+from adaspark_eval.sparse.stats import AttentionStats, FfnStats, ForwardRecord
 
 IMPLEMENTATION = "adaspark"
 _DENSE_IMPLEMENTATION = "sdpa"
@@ -141,6 +142,38 @@ class SparseRuntime:
             ffn = FfnRule(p=cfg.ffn_p, fixed_ratio=cfg.fixed_ratio, group=cfg.ffn_group, score=cfg.ffn_score,
                           tau=cfg.ffn_tau, compensation=cfg.compensation)
         return attn, ffn
+
+    @property
+    def dense_decode(self) -> bool:
+        """Whether this runtime's own config runs decode steps dense (no sparse decode attention; the FFN is
+        always dense at decode). A peer method's rule may still change them (``Method.dense_decode``)."""
+        cfg = self.config
+        return not (self.enabled and cfg.attention and cfg.sparse_decode)
+
+    @contextmanager
+    def bypassed(self) -> Iterator[None]:
+        """Language-model calls inside run as the stock dense model and leave no record (no layout in flight):
+        a decode loop that drives the layers itself (``models.graph_decode``) then records its steps with
+        ``record_dense_decode``. The state in flight comes back on leaving."""
+        state, self.state = self.state, ForwardState(None)
+        try:
+            yield
+        finally:
+            self.state = state
+
+    def record_dense_decode(self, kv_len: int) -> None:
+        """Append the record a dense decode step of one token per sample over ``kv_len`` keys leaves (the
+        hooks' record, for a batch without padding): every layer attends ``kv_len`` keys per query head and
+        its FFN computes the one (text) token. Tensors on the CPU (the counter reads them there)."""
+        bsz = self.records[0].batch
+        heads = self.model.config.text_config.num_attention_heads
+        pairs = torch.full((bsz,), kv_len * heads, dtype=torch.long)
+        one, none = torch.ones(bsz, dtype=torch.long), torch.zeros(bsz, dtype=torch.long)
+        record = ForwardRecord("decode", 1, kv_len, bsz)
+        for layer in range(self.num_layers):
+            record.attention[layer] = AttentionStats(pairs=pairs, dense_pairs=pairs)
+            record.ffn[layer] = FfnStats(tokens=one, dense_tokens=one, visual_kept=none, visual=none)
+        self.records.append(record)
 
     def _on_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         """Pre-hook of the multimodal model: a new ``ForwardState`` for every language-model call, with a new

@@ -137,3 +137,24 @@ def test_sections_are_checked():
     with pytest.raises(SystemExit):
         eval_throughput.parse_args(["--out", "x", "--sections", "setup,bogus"])
     assert eval_throughput.parse_args(["--out", "x"]).frames == [32, 64]
+
+
+def test_fast_rows_are_judged_too_with_their_rate_after_the_first_sample():
+    rows = [dict(_row("a", 10.0), steady_samples_per_min=12.0), dict(_row("c-fast", 11.0), steady_samples_per_min=48.0)]
+    checks = {c["target"]: c for c in eval_throughput.target_checks(rows)}
+    fast = checks["(c-fast) >= 3x samples/min of (a) at 32 frames"]
+    assert (fast["value"], fast["met"], fast["steady"]) == (1.1, False, 4.0)
+    assert "(d-fast) >= 5x samples/min of (a) at 32 frames" not in checks  # not run: not listed
+    text = eval_throughput.render_markdown({"rows": rows, "targets": list(checks.values()), "commands": []})
+    assert "1.1 -- MISSED (after the first sample: 4.0)" in text
+
+
+def test_answer_window_rate_after_the_first_sample():
+    class Model:
+        def generate_until(self, requests):
+            return requests
+
+    window = eval_throughput.AnswerWindow(Model())
+    window.start, window.finished, window.end = 0.0, [5.0, 6.0, 7.0], 8.0
+    assert window.steady([(6.0, 90.0, 0)]) == {"first_sample_s": 5.0, "steady_samples_per_min": 40.0,
+                                               "steady_gpu_busy": 0.9}

@@ -25,6 +25,8 @@ from adaspark_eval.lmms.model import run_key
     (["--min-pixels", "2000000", "--max-pixels", "1000"], "--min-pixels 2000000 is above --max-pixels 1000"),
     (["--workers", "-1"], "--workers -1: pass 0"),
     (["--frame-cache", "/tmp/x", "--no-frame-cache"], "--frame-cache and --no-frame-cache contradict"),
+    (["--decode", "graph", "--method", "fastv"], "--decode graph replays dense decode steps, and method fastv"),
+    (["--decode", "static"], "decode='static' is not a decode loop"),
 ])
 def test_flag_mistakes_are_one_line_before_the_model_loads(benchmark_root: Path, flags: list[str],
                                                            message: str) -> None:

@@ -75,3 +75,9 @@ def worker_settings(item: int) -> tuple[str | None, str | None, bool]:
     """The worker's OMP_NUM_THREADS and TOKENIZERS_PARALLELISM, and whether it ignores SIGINT."""
     return (os.environ.get("OMP_NUM_THREADS"), os.environ.get("TOKENIZERS_PARALLELISM"),
             signal.getsignal(signal.SIGINT) is signal.SIG_IGN)
+
+
+def slow_offset(offset: int, seconds: float) -> None:
+    """Initializer: ``set_offset`` after ``seconds`` (a worker importing torch and building a processor)."""
+    time.sleep(seconds)
+    set_offset(offset)

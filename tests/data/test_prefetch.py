@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from adaspark_eval.data.prefetch import (InitializerError, Outcome, Prefetcher, RemoteError, WorkerDied,
-                                         default_workers)
+                                         MAX_DEFAULT_WORKERS, default_workers)
 from adaspark_eval.data.video import VideoError
 
 sys.path.insert(0, str(Path(__file__).parent))  # the spawned workers inherit sys.path
@@ -155,8 +155,8 @@ def test_validation_and_default_workers():
                          ({"workers": 1, "threads": 0}, "use 1 or more")]:
         with pytest.raises(ValueError, match=fix):
             Prefetcher(work.add_offset, **options)
-    assert 0 <= default_workers() <= 8
-    assert default_workers() == max(0, min(8, len(os.sched_getaffinity(0)) - 1))
+    assert 0 <= default_workers() <= MAX_DEFAULT_WORKERS == 4
+    assert default_workers() == max(0, min(MAX_DEFAULT_WORKERS, len(os.sched_getaffinity(0)) - 1))
 
 
 CALLER = """
@@ -193,3 +193,27 @@ def test_workers_exit_when_their_caller_is_killed(tmp_path):
     while not all(map(ended, pids)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert all(map(ended, pids))
+
+
+def test_the_caller_prepares_what_no_started_worker_has_taken():
+    """Workers whose initializer takes 2 s and a caller that spends 0.6 s on each item (the model): the caller
+    prepares the first items itself (the workers' values), then the started workers take the rest;
+    ``wait_started`` blocks until all are ready."""
+    items = list(range(8))
+    with Prefetcher(work.add_offset, workers=2, initializer=work.slow_offset, initargs=(100, 2.0)) as prefetcher:
+        prefetcher.help(work.set_offset, (100,))
+        started = time.monotonic()
+        values = []
+        for _, outcome in prefetcher.map(items):
+            values.append(outcome.get())
+            if len(values) == 1:
+                first_s = time.monotonic() - started
+            time.sleep(0.6)
+    assert values[0] == (100, os.getpid()) and first_s < 1.5  # not waiting for the workers' start
+    assert [value for value, _ in values] == [100 + n for n in items]
+    assert 1 <= prefetcher.stats.helped < len(items) and prefetcher.stats.done == len(items)
+    assert values[-1][1] != os.getpid()  # the workers took items once started
+    with Prefetcher(work.add_offset, workers=1, initializer=work.slow_offset, initargs=(7, 0.5)) as prefetcher:
+        prefetcher.help().wait_started(60)
+        pairs = list(prefetcher.map([1, 2]))
+    assert [o.get()[0] for _, o in pairs] == [8, 9] and prefetcher.stats.helped == 0

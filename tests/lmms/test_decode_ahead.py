@@ -42,6 +42,7 @@ def test_records_do_not_depend_on_workers_or_the_cache(benchmark_root: Path, tmp
     evaluate(serial, TASKS, benchmark_root, limit=4, gen_kwargs=FAST)
     cache = FrameCache(tmp_path / "frames")
     ahead = _lm(tmp_path / "cold", workers=2, cache=cache)
+    ahead.preparer.wait_started(120)  # every sample prepared by a worker (none by the model's process)
     evaluate(ahead, TASKS, benchmark_root, limit=4, gen_kwargs=FAST)
     cold_entries = cache.info().entries
     ahead.store = RunStore(tmp_path / "warm")
@@ -53,7 +54,7 @@ def test_records_do_not_depend_on_workers_or_the_cache(benchmark_root: Path, tmp
     assert cold_entries == cache.info().entries > 0  # the warm run decoded nothing new
     warm = read_samples(tmp_path / "warm" / "samples.jsonl")
     assert all(set(STAGES) <= set(r["latency"]) and r["latency"]["decode_s"] == 0.0 for r in warm)
-    assert ahead.preparer.stats.deaths == 0 and ahead.preparer.stats.done == 12
+    assert ahead.preparer.stats.deaths == 0 and ahead.preparer.stats.done == 12 and ahead.preparer.stats.helped == 0
     ahead.close()
 
 
@@ -65,6 +66,7 @@ def test_a_killed_worker_costs_at_most_its_sample(benchmark_root: Path, tmp_path
     marker.write_text(f"{victim}\n{'once' if once else 'always'}\n")
     monkeypatch.setenv(KILL_ENV, str(marker))
     lm = _lm(tmp_path / "run", workers=2, cache=None)
+    lm.preparer.wait_started(120)
     summary = evaluate(lm, parse_tasks("videomme"), benchmark_root, limit=2, gen_kwargs=FAST)
     records = _records(tmp_path / "run")
     assert len(records) == 2 and summary["n_samples"] == 2
