@@ -126,9 +126,14 @@ def build_block_tables(reads: Tensor, tiles: CubeTiles, query_block: int = QUERY
 
 
 def _packed(chosen: Tensor) -> tuple[Tensor, Tensor]:
-    """Counts (B, H, M) and indices (B, H, M, N), ascending from the front, of the True entries of ``chosen``."""
-    index = torch.argsort((~chosen).to(torch.uint8), dim=-1, stable=True)
-    return chosen.sum(dim=-1, dtype=torch.int32), index.to(torch.int32).contiguous()
+    """Counts (B, H, M) and indices (B, H, M, N), ascending from the front, of the True entries of ``chosen``
+    (the rest 0): each entry scattered to its rank, no sort."""
+    width = chosen.shape[-1]
+    rank = torch.cumsum(chosen, dim=-1, dtype=torch.int32) - 1
+    index = torch.zeros(*chosen.shape[:-1], width + 1, dtype=torch.int32, device=chosen.device)
+    entries = torch.arange(width, dtype=torch.int32, device=chosen.device).expand_as(chosen)
+    index.scatter_(-1, torch.where(chosen, rank, width).long(), entries)
+    return chosen.sum(dim=-1, dtype=torch.int32), index[..., :width].contiguous()
 
 
 def allowed(q_pos: Tensor, k_pos: Tensor, code: Tensor, q_slot: Tensor, tile: int, cubes: int) -> Tensor:
