@@ -32,6 +32,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [f"Device: {env['device']}; torch {env['torch']}, flash-attn-4 {env.get('flash_attn_4')}, "
              f"nvidia-cutlass-dsl {env.get('cutlass_dsl')}; {env['date']}.", "",
              f"Command: `{env['command']}`", ""]
+    for rerun in results.get("reruns", []):
+        lines += [f"Run later, added: {', '.join(rerun['sections'])} ({rerun['device']}, {rerun['date']}, "
+                  f"`{rerun['command']}`).", ""]
     if "check" in results:
         lines += ["| check | variant | tokens | vs float32 blocks | vs project kernel | union / kept | error |",
                   "|---|---|---|---|---|---|---|"]
@@ -57,8 +60,21 @@ def markdown(results: dict[str, Any]) -> str:
                          f"{fmt(r.get('tables_ms'))} | {fmt(r.get('attention_ms'))} | {fmt(tflops, 0)} | "
                          f"{fmt(target)} | {met} {r.get('error', '')[:120]} |")
         lines.append("")
+    if "breakdown" in results:
+        lines += ["Where the 128 x 128 path's time goes (ms): selection, read sets, block tables, slot-order copies "
+                  "in and out, flash-attn-4 alone, and flash-attn-4 with every listed block taken as full (no "
+                  "mask_mod; wrong output, for the mask blocks' cost).", "",
+                  "| tokens | density | mask blocks | selection | read sets | tables | copies in | copy out | "
+                  "flash-attn-4 | all blocks full |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in results["breakdown"]:
+            lines.append(f"| {r['tokens']} | {r['density']} | {fmt(r['mask_block_fraction'], 3)} | "
+                         + " | ".join(fmt(r[k]) for k in ("selection_ms", "reads_ms", "tables_ms", "to_slots_ms",
+                                                           "from_slots_ms", "fa4_ms", "fa4_all_full_ms")) + " |")
+        lines.append("")
     if "prefill" in results:
-        lines += ["| tokens | setting | time (ms) | speedup vs fa4 dense | FLOP ratio | union / kept | met |",
+        lines += ["Whole prefill (Qwen2.5-VL-7B architecture, random bf16 weights, 28 layers, fused ops); speedups "
+                  "against dense flash-attn-4 of the same length; met: speedup >= 0.85 x FLOP ratio (LLM prefill).",
+                  "", "| tokens | setting | time (ms) | speedup vs fa4 dense | FLOP ratio | union / kept | met |",
                   "|---|---|---|---|---|---|---|"]
         dense = {r["tokens"]: r.get("ms") for r in results["prefill"] if r.get("setting") == "dense fa4"}
         for r in results["prefill"]:
@@ -75,7 +91,7 @@ def markdown(results: dict[str, Any]) -> str:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--sections", default="check,attention,prefill")
+    parser.add_argument("--sections", default="check,attention,prefill", help="and breakdown (128 x 128 only)")
     parser.add_argument("--lengths", type=int, nargs="+", default=[65536])
     parser.add_argument("--prefill-lengths", type=int, nargs="+", default=[16384, 65536, 131072])
     parser.add_argument("--budget-s", type=float, default=540.0)
@@ -115,6 +131,9 @@ def main(argv: list[str]) -> None:
         for tokens in args.lengths:
             results["attention"].append(sections.attention_section(tokens, device))
             save()
+    if "breakdown" in chosen:
+        results["breakdown"] = [row for tokens in args.lengths for row in sections.breakdown_section(tokens, device)]
+        save()
     if "prefill" in chosen:
         results["prefill"] = sections.prefill_section(args.prefill_lengths, device, start + args.budget_s)
         save()

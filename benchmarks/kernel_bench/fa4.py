@@ -23,7 +23,8 @@ from adaspark_eval.flops.counter import count_sample
 from adaspark_eval.models import fused
 from adaspark_eval.sparse.kernels import fa4
 from adaspark_eval.sparse.kernels.attention import choosing_units, kernel_attention
-from adaspark_eval.sparse.kernels.blocks import block_attention, build_block_tables, unit_reads
+from adaspark_eval.sparse.kernels.blocks import (BlockTables, block_attention, build_block_tables, from_slots,
+                                                  slot_padded, to_slots, unit_reads)
 from adaspark_eval.sparse.kernels.flash import sparse_flash
 from adaspark_eval.sparse.kernels.select import select_tiles
 from adaspark_eval.sparse.kernels.tiles import build_tiles
@@ -199,3 +200,72 @@ def prefill_section(lengths: list[int], device: torch.device, deadline: float) -
             print(f"  prefill {row}", flush=True)
     fused.unfuse(model)
     return rows
+
+
+def breakdown_section(tokens: int, device: torch.device) -> list[dict[str, Any]]:
+    """Where the 128 x 128 path's time goes at ``tokens``, per density: the selection, the read sets and the
+    block tables apart, the slot-order copies in and out, flash-attn-4 alone on slot-ordered inputs, and
+    flash-attn-4 with every listed block taken as full (no ``mask_mod``: wrong output, the mask blocks' cost)."""
+    from flash_attn.cute import flash_attn_func
+    from flash_attn.cute.block_sparsity import BlockSparseTensorsTorch
+
+    scale = HEAD_DIM**-0.5
+    layout = layout_of(tokens, (4, 4, 8), device)
+    q, k, v = qkv(layout, HEADS, KV_HEADS, HEAD_DIM, torch.bfloat16)
+    tiles = build_tiles(layout, "all")
+    q_pos, k_pos = slot_padded(tiles)
+    qs, ks, vs = (to_slots(x, q_pos) for x in (q, k, v))
+    rows = []
+    for ratio in DENSITIES:
+        rule = rule_of("cube", 1.0, ratio)
+        chooses, selection, tables = fa4_layer(q, k, v, layout, tiles, rule, scale, 128)
+        reads = unit_reads(selection.lists, selection.counts, selection.full_counts, tiles)
+
+        def run(t: BlockTables, mask_mod):
+            sparse = BlockSparseTensorsTorch(mask_block_cnt=t.mask_cnt, mask_block_idx=t.mask_idx,
+                                             full_block_cnt=t.full_cnt, full_block_idx=t.full_idx,
+                                             block_size=(128, 128))
+            return flash_attn_func(qs, ks, vs, softmax_scale=scale, mask_mod=mask_mod,
+                                   aux_tensors=[q_pos, k_pos] if mask_mod is not None else None,
+                                   block_sparse_tensors=sparse, pack_gqa=False)
+
+        listed = torch.zeros_like(tables.full_cnt)
+        merged = tables.__class__(full_cnt=tables.full_cnt + tables.mask_cnt, full_idx=_merged_idx(tables),
+                                  mask_cnt=listed, mask_idx=tables.mask_idx, code=tables.code, cubes=1, tile=128,
+                                  kept_units=tables.kept_units, block_units=tables.block_units)
+        mask_mod = fa4._mask_mods()[1]
+        out_slots = run(tables, mask_mod)[0]
+        row = {"density": ratio, "tokens": tokens,
+               "mask_block_fraction": float(tables.mask_cnt.sum() / (tables.mask_cnt + tables.full_cnt).sum()),
+               "selection_ms": median_ms(functools.partial(select_tiles, q, k, tiles, chooses, "cube", 1.0, ratio,
+                                                           scale)),
+               "reads_ms": median_ms(functools.partial(unit_reads, selection.lists, selection.counts,
+                                                       selection.full_counts, tiles)),
+               "tables_ms": median_ms(functools.partial(build_block_tables, reads, tiles, 128)),
+               "to_slots_ms": median_ms(lambda: [to_slots(x, q_pos) for x in (q, k, v)]),
+               "from_slots_ms": median_ms(functools.partial(from_slots, out_slots, q_pos, tokens)),
+               "fa4_ms": median_ms(functools.partial(run, tables, mask_mod))}
+        try:
+            row["fa4_all_full_ms"] = median_ms(functools.partial(run, merged, None))
+        except Exception as error:  # noqa: BLE001 (recorded, not fatal)
+            row["fa4_all_full_ms"], row["error"] = None, repr(error)[:800]
+        rows.append(row)
+        print(f"  breakdown {row}", flush=True)
+    return rows
+
+
+def _merged_idx(tables: BlockTables) -> torch.Tensor:
+    """Full then mask block indices of each query block in one list (the blocks an all-full run reads)."""
+    width = tables.full_idx.shape[-1]
+    entry = torch.arange(width, device=tables.full_idx.device)
+    full_on = entry < tables.full_cnt[..., None]
+    mask_on = entry < tables.mask_cnt[..., None]
+    chosen = torch.zeros(*tables.full_idx.shape[:-1], width + 1, dtype=torch.bool, device=tables.full_idx.device)
+    chosen.scatter_(-1, torch.where(full_on, tables.full_idx.long(), width), True)
+    chosen.scatter_(-1, torch.where(mask_on, tables.mask_idx.long(), width), True)
+    chosen = chosen[..., :width]
+    rank = torch.cumsum(chosen, dim=-1, dtype=torch.int32) - 1
+    index = torch.zeros(*chosen.shape[:-1], width + 1, dtype=torch.int32, device=chosen.device)
+    index.scatter_(-1, torch.where(chosen, rank, width).long(),
+                   torch.arange(width, dtype=torch.int32, device=chosen.device).expand_as(chosen))
+    return index[..., :width].contiguous()
