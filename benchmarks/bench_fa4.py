@@ -39,7 +39,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["| check | variant | tokens | vs float32 blocks | vs project kernel | union / kept | error |",
                   "|---|---|---|---|---|---|---|"]
         for r in results["check"]:
-            lines.append(f"| | {r['variant']} | {r['tokens']} | {fmt(r.get('vs_float32_blocks', r.get('vs_float32_sdpa')), 5)}"
+            error = r.get("vs_float32_blocks", r.get("vs_float32_sdpa"))
+            lines.append(f"| | {r['variant']} | {r['tokens']} | {fmt(error, 5)}"
                          f" | {fmt(r.get('vs_project_kernel'), 5)} | {fmt(r.get('union_over_kept'), 3)} | "
                          f"{r.get('error', '')[:120]} |")
         lines.append("")
@@ -56,7 +57,8 @@ def markdown(results: dict[str, Any]) -> str:
             target = r["density"] * dense / 0.85 if dense else None
             met = "" if target is None or "total_ms" not in r else ("yes" if r["total_ms"] <= target else "no")
             lines.append(f"| {r['density']} | {r['variant']} | {fmt(r.get('kept_fraction'), 3)} | {fmt(pairs, 3)} | "
-                         f"{fmt(r.get('union_over_kept'), 3)} | {fmt(r.get('total_ms'))} | {fmt(r.get('selection_ms'))} | "
+                         f"{fmt(r.get('union_over_kept'), 3)} | {fmt(r.get('total_ms'))} | "
+                         f"{fmt(r.get('selection_ms'))} | "
                          f"{fmt(r.get('tables_ms'))} | {fmt(r.get('attention_ms'))} | {fmt(tflops, 0)} | "
                          f"{fmt(target)} | {met} {r.get('error', '')[:120]} |")
         lines.append("")

@@ -4,8 +4,9 @@ The ``backend`` knob: ``auto`` uses the kernels for CUDA tensors when Triton is 
 always (on the CPU only under ``TRITON_INTERPRET=1``), ``reference`` never. ``fa4`` is ``auto`` with
 AdaS-Attn's attention on flash-attn-4's block-sparse kernels where they express the layer exactly
 (``select=cube``, units of 64 or 128 slots: ``kernels.fa4.expresses``); the project's kernel elsewhere.
-``attn_impl=fa4`` runs the dense prefill attention (no padding mask, bf16/fp16) on flash-attn-4. The kernels cover a bf16 or
-fp16 prefill without a padding mask; every other call (decode steps, a KV cache, padding, float32, a head
+``attn_impl=fa4`` runs the dense prefill attention (no padding mask, bf16/fp16) on flash-attn-4.
+
+The kernels cover a bf16 or fp16 prefill without a padding mask; every other call (decode steps, a KV cache, padding, float32, a head
 dim that is not a power of two, units of more than ``MAX_TILE`` tokens, more than ``MAX_COLUMNS``
 candidate units) runs the reference path whatever the knob says.
 """
