@@ -18,7 +18,8 @@ TextKeys = Literal["all", "sparse"]
 FfnGroup = Literal["cube", "grid"]
 FfnScore = Literal["l1", "softmax"]
 Compensation = Literal["mean", "none"]
-Backend = Literal["auto", "triton", "reference"]
+Backend = Literal["auto", "triton", "reference", "fa4"]
+AttnImpl = Literal["sdpa", "fa4"]
 
 
 class ConfigError(ValueError):
@@ -32,8 +33,11 @@ class AdaSparkConfig:
     ``p`` drives both modules unless ``p_attn`` / ``p_ffn`` override it. ``fixed_ratio`` replaces
     top-p by "keep this fraction" in both modules (the paper's ablation). ``cube`` is
     ``(cube_t, cube_h, cube_w)`` in LLM tokens. ``backend`` picks the Triton kernels (``auto``: for CUDA
-    tensors) or the reference path; like ``query_chunk`` it is left out of ``key()``, since both compute the
-    same method (the kernels to bf16 rounding).
+    tensors), flash-attn-4's block-sparse kernels (``fa4``, docs/kernels.md) or the reference path; like
+    ``query_chunk`` it is left out of ``key()``, since all compute the same method (the kernels to bf16
+    rounding). ``attn_impl`` is the dense attention kernel (``sdpa``, the stock model's, or ``fa4``): it
+    changes the dense numerics and the dense baseline's speed, so it is part of ``key()`` (left out at
+    ``sdpa``, so keys from before the knob stay valid).
     """
 
     p: float = 0.8
@@ -54,6 +58,7 @@ class AdaSparkConfig:
     ffn: bool = True
     query_chunk: int = field(default=1024, compare=False)
     backend: Backend = field(default="auto", compare=False)
+    attn_impl: AttnImpl = "sdpa"
 
     def __post_init__(self) -> None:
         for name in ("p", "p_attn", "p_ffn", "fixed_ratio"):
@@ -106,7 +111,8 @@ class AdaSparkConfig:
     def key(self) -> str:
         """Short stable hash of the settings that change results (for result keys): every knob but those
         declared ``compare=False`` (``RESULT_NEUTRAL``)."""
-        return short_hash({k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL})
+        return short_hash({k: v for k, v in self.to_dict().items()
+                           if k not in RESULT_NEUTRAL and KEY_DEFAULTS.get(k, object()) != v})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AdaSparkConfig:
@@ -123,6 +129,9 @@ class AdaSparkConfig:
 
 RESULT_NEUTRAL: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(AdaSparkConfig) if not f.compare)
 """Knobs that change how, not what, is computed (memory, kernels): left out of ``key()`` and of labels."""
+
+KEY_DEFAULTS: dict[str, Any] = {"attn_impl": "sdpa"}
+"""Knobs added after results were keyed: left out of ``key()`` while at this value, so older keys stay valid."""
 
 
 def short_hash(payload: Any, length: int = 12) -> str:

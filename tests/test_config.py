@@ -37,6 +37,14 @@ def test_key_is_stable_and_config_sensitive():
     assert AdaSparkConfig(p=0.8).key() == AdaSparkConfig.from_dict({"p": "0.8"}).key()
     assert AdaSparkConfig(p=0.8).key() != AdaSparkConfig(p=0.7).key()
     assert AdaSparkConfig(query_chunk=7).key() == AdaSparkConfig().key()
+    assert AdaSparkConfig(backend="fa4").key() == AdaSparkConfig().key()  # the same kept sets, bf16 rounding
+    assert AdaSparkConfig(attn_impl="fa4").key() != AdaSparkConfig().key()  # another dense kernel
+
+
+def test_keys_from_before_the_attn_impl_knob_stay_valid():
+    """attn_impl=sdpa (the default) is left out of the key: these hashes were written before the knob existed."""
+    assert AdaSparkConfig().key() == "bc04b8c350a3"
+    assert AdaSparkConfig(p=0.5).key() == "9a6d198bcc7a"
     assert AdaSparkConfig.from_dict(AdaSparkConfig(cube=(2, 2, 2)).to_dict()) == AdaSparkConfig(cube=(2, 2, 2))
 
 

@@ -40,7 +40,10 @@ KNOB_HELP = {
     "attention": "AdaS-Attn on/off (true/false)",
     "ffn": "AdaS-FFN on/off (true/false)",
     "query_chunk": "queries per chunk of the reference attention (memory)",
-    "backend": "auto | triton | reference: GPU kernels (auto: on CUDA) or the reference path",
+    "backend": "auto | triton | reference | fa4: GPU kernels (auto: on CUDA), the reference path, or AdaS-Attn "
+               "on flash-attn-4's block-sparse kernels (select=cube; docs/kernels.md)",
+    "attn_impl": "sdpa | fa4: the dense attention kernel (fa4: flash-attn-4, pip install 'adaspark-eval[gpu]'; "
+                 "part of the config key)",
 }
 KNOBS = [f.name for f in dataclasses.fields(AdaSparkConfig)]
 

@@ -170,6 +170,7 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     if options.output is not None:
         check_writable(options.output)
     check_device(options.device)
+    check_fa4([p.config for p in points], options.device)
     check_checkpoint(options.model)  # config.json, architecture and weights, before the model loads
     method = make_method(options.method, options.peer_settings())  # bad settings stop here, before the model loads
     from adaspark_eval.lmms.model import check_decode
@@ -177,6 +178,18 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     for point in points:
         check_decode(options.decode, method, point.config, options.device_map)
     return Prepared(benchmarks, root, points, method, options.cache(), options.worker_count())
+
+
+def check_fa4(configs: list[Any], device: str | None) -> None:
+    """Stop in one line where a config asks for flash-attn-4 (``backend=fa4``, ``attn_impl=fa4``) and it cannot
+    run here (not installed, no sm90/sm100 GPU), before the model loads."""
+    from adaspark_eval.sparse.kernels import fa4
+
+    for config in configs:
+        for what, asked in (("backend=fa4", config.backend == "fa4"), ("attn_impl=fa4", config.attn_impl == "fa4")):
+            reason = fa4.problem(device, what) if asked else None
+            if reason:
+                raise fail(reason)
 
 
 def load_lmm(prepared: Prepared, options: RunOptions) -> AdaSparkLMM:

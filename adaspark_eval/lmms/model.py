@@ -398,7 +398,9 @@ class AdaSparkLMM(lmms):
         grids = inputs.get("video_grid_thw")
         flops = self.method.count(self.dims, records, video_grid_thw=grids, image_grid_thw=inputs.get("image_grid_thw"),
                                   video=self.base_video, file_frames=file_frames)
+        blocks = records[0].block_work()
         return {
+            **({"blocks": blocks} if blocks is not None else {}),
             "frames_read": int(grids[:, 0].sum()) * self.dims.vision.temporal_patch if grids is not None else 0,
             "prediction": self.loaded.processor.batch_decode(generated[None], skip_special_tokens=True,
                                                              clean_up_tokenization_spaces=False)[0],

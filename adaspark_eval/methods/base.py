@@ -104,6 +104,6 @@ def fraction(name: str, value: float) -> None:
 
 def dense_knobs(knobs: AdaSparkConfig, cube: tuple[int, int, int] = AdaSparkConfig.cube) -> AdaSparkConfig:
     """AdaSpark with both modules off (the stock numerics) on cubes ``cube``, keeping of ``knobs`` only
-    those that do not change results (memory, kernels)."""
+    those that do not change results (memory, kernels) and the dense kernel ``attn_impl``."""
     return AdaSparkConfig(cube=cube, attention=False, ffn=False, query_chunk=knobs.query_chunk,
-                          backend=knobs.backend)
+                          backend=knobs.backend, attn_impl=knobs.attn_impl)

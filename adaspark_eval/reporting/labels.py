@@ -30,9 +30,11 @@ def changed_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
 def config_label(method: str, knobs: dict[str, Any]) -> str:
     """Row label of a run, e.g. ``dense``, ``adaspark p=0.8``, ``adaspark fixed_ratio=0.3``,
     ``adaspark p=0.8 cube=2x2x2``: the method and every knob off its default (``p`` always, unless a
-    fixed ratio replaces it). Dense runs ignore their knobs."""
+    fixed ratio replaces it). Dense runs ignore their knobs but the dense kernel (``dense attn_impl=fa4``), so
+    that every speedup in a report says which dense kernel it is against."""
     if method == "dense":
-        return "dense"
+        return " ".join(["dense", *([f"attn_impl={knobs['attn_impl']}"]
+                                    if knobs.get("attn_impl", "sdpa") != "sdpa" else [])])
     changed = changed_knobs(knobs)
     changed.pop("p", None)
     if knobs.get("fixed_ratio") is None and "p" in knobs:

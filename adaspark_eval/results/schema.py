@@ -45,6 +45,8 @@ class SampleRecord(TypedDict, total=False):
     layers: list[LayerRecord]  # prefill, one entry per decoder layer
     latency: dict[str, float]  # {"prefill_s", "total_s"}
     tokens: dict[str, int]  # {"visual", "total", "generated"}
+    blocks: dict[str, int]  # backend=fa4 only: {"kept_units", "block_units"}, (query cube, key unit) pairs kept and
+    # computed by flash-attn-4's blocks over the prefill's layers (64-token cubes: the union's extra work)
     niah: dict[str, Any]  # VideoNIAH only: {"video", "type", "try", "question_id", "depth", "length", "needle_time",
     # "options"} ("options" since the scoring rules: older records lack it, see docs/scoring.md)
 

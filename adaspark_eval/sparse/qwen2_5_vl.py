@@ -299,8 +299,7 @@ def _recorded_attention(runtime: SparseRuntime, record: ForwardRecord, module: n
     layout = runtime.layout_on(query.device)
     if rule is None:
         record.attention[module.layer_idx] = AttentionStats(pairs=dense, dense_pairs=dense)
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, **kwargs)[0]
+        return _dense(runtime, module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     fast = dispatch.attention(runtime.config.backend, query, key, value, attention_mask, layout, rule, scale,
                               runtime.state)
     if fast is not None:
@@ -314,10 +313,21 @@ def _recorded_attention(runtime: SparseRuntime, record: ForwardRecord, module: n
     record.attention[module.layer_idx] = stats
     if not selection.pruned:
         stats.pairs = dense
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, **kwargs)[0]
+        return _dense(runtime, module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     output, stats.pairs = sparse_attention(query, key, value, attention_mask, selection, layout.unit, scale)
     return output
+
+
+def _dense(runtime: SparseRuntime, module: nn.Module, query: Tensor, key: Tensor, value: Tensor,
+           attention_mask: Tensor | None, dropout: float, scaling: float | None, **kwargs: Any) -> Tensor:
+    """Dense attention of a layer: flash-attn-4 with ``attn_impl=fa4`` where it applies
+    (``dispatch.dense_attention``), else transformers' sdpa (``scaling`` passed on as given). Output (B, Sq, H, D)."""
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    fast = dispatch.dense_attention(runtime.config.attn_impl, query, key, value, attention_mask, scale)
+    if fast is not None:
+        return fast
+    return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                  **kwargs)[0]
 
 
 def register() -> None:

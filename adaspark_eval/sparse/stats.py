@@ -29,6 +29,9 @@ class AttentionStats:
         dense_pairs: (B,) key/query pairs dense causal attention computes, over all heads.
         tokens: (B,) tokens through the q/k/v/o projections, or None for every real token (a method that
             prunes tokens, such as FastV, sets it).
+        kept_units / block_units: (B,) (query unit, key unit) pairs kept, and those the attention kernel computes
+            (``backend=fa4`` with 64-token cubes: the union of the two cubes of a query block, the extra work);
+            None for the other kernels, which compute the kept ones only.
     """
 
     kept_fraction: Tensor | None = None
@@ -40,6 +43,8 @@ class AttentionStats:
     pairs: Tensor | None = None
     dense_pairs: Tensor | None = None
     tokens: Tensor | None = None
+    kept_units: Tensor | None = None
+    block_units: Tensor | None = None
 
 
 @dataclass
@@ -67,6 +72,15 @@ class ForwardRecord:
     batch: int
     attention: dict[int, AttentionStats] = field(default_factory=dict)
     ffn: dict[int, FfnStats] = field(default_factory=dict)
+
+    def block_work(self, b: int = 0) -> dict[str, int] | None:
+        """Sample ``b``'s (query unit, key unit) pairs kept and computed by the attention blocks over the layers
+        that report them (``backend=fa4``), or None where none does."""
+        layers = [a for a in self.attention.values() if a.kept_units is not None and a.block_units is not None]
+        if not layers:
+            return None
+        return {"kept_units": sum(int(a.kept_units[b]) for a in layers),
+                "block_units": sum(int(a.block_units[b]) for a in layers)}
 
     def layer_summary(self, num_layers: int) -> list[dict[str, Any]]:
         """Per layer: kept-cube fraction (mean and per head), entropy, FFN active fraction.

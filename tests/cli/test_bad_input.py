@@ -27,6 +27,9 @@ from adaspark_eval.lmms.model import run_key
     (["--frame-cache", "/tmp/x", "--no-frame-cache"], "--frame-cache and --no-frame-cache contradict"),
     (["--decode", "graph", "--method", "fastv"], "--decode graph replays dense decode steps, and method fastv"),
     (["--decode", "static"], "decode='static' is not a decode loop"),
+    # flash-attn-4 is not installed on the CPU machines (the [gpu] extra): one line naming the extra
+    (["--backend", "fa4", "--select", "cube"], "backend=fa4 needs flash-attn-4, which is not installed: pip install"),
+    (["--attn-impl", "fa4"], "attn_impl=fa4 needs flash-attn-4, which is not installed: pip install"),
 ])
 def test_flag_mistakes_are_one_line_before_the_model_loads(benchmark_root: Path, flags: list[str],
                                                            message: str) -> None:

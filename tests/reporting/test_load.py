@@ -85,6 +85,8 @@ def test_labels_name_the_knobs_off_default() -> None:
         return flat_knobs(AdaSparkConfig(**changes).to_dict())
 
     assert config_label("dense", knobs(p=0.5)) == "dense"
+    assert config_label("dense", knobs(attn_impl="fa4")) == "dense attn_impl=fa4"  # the dense kernel is named
+    assert config_label("adaspark", knobs(p=0.7, attn_impl="fa4")) == "adaspark p=0.7 attn_impl=fa4"
     assert config_label("adaspark", knobs(p=0.7)) == "adaspark p=0.7"
     assert config_label("adaspark", knobs(p=0.8, cube=(2, 2, 2))) == "adaspark p=0.8 cube=2x2x2"
     assert config_label("adaspark", knobs(fixed_ratio=0.3)) == "adaspark fixed_ratio=0.3"

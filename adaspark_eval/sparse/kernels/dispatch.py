@@ -1,8 +1,12 @@
 """Which implementation runs AdaSpark: the Triton kernels on CUDA, the reference path elsewhere.
 
 The ``backend`` knob: ``auto`` uses the kernels for CUDA tensors when Triton is installed, ``triton``
-always (on the CPU only under ``TRITON_INTERPRET=1``), ``reference`` never. The kernels cover a bf16 or
-fp16 prefill without a padding mask; every other call (decode steps, a KV cache, padding, float32, a head
+always (on the CPU only under ``TRITON_INTERPRET=1``), ``reference`` never. ``fa4`` is ``auto`` with
+AdaS-Attn's attention on flash-attn-4's block-sparse kernels where they express the layer exactly
+(``select=cube``, units of 64 or 128 slots: ``kernels.fa4.expresses``); the project's kernel elsewhere.
+``attn_impl=fa4`` runs the dense prefill attention (no padding mask, bf16/fp16) on flash-attn-4.
+
+The kernels cover a bf16 or fp16 prefill without a padding mask; every other call (decode steps, a KV cache, padding, float32, a head
 dim that is not a power of two, units of more than ``MAX_TILE`` tokens, more than ``MAX_COLUMNS``
 candidate units) runs the reference path whatever the knob says.
 """
@@ -75,6 +79,27 @@ def attention(backend: str, query: Tensor, key: Tensor, value: Tensor, attention
     tiles = build_tiles(layout, rule.text_keys) if state is None else state.tiles(layout, rule.text_keys)
     if tiles.tile > MAX_TILE or tiles.num_columns > MAX_COLUMNS:
         return None
+    if backend == "fa4":
+        from adaspark_eval.sparse.kernels import fa4
+
+        if fa4.expresses(rule, tiles):
+            return fa4.fa4_attention(query, key, value, layout, tiles, rule, scaling, state)
     from adaspark_eval.sparse.kernels.attention import kernel_attention
 
     return kernel_attention(query, key, value, layout, tiles, rule, scaling, state)
+
+
+def dense_attention(attn_impl: str, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
+                    scaling: float) -> Tensor | None:
+    """Dense causal attention on flash-attn-4 (``attn_impl=fa4``) of a prefill without padding mask: (B, S, H, D),
+    or None where sdpa runs (``attn_impl=sdpa``, decode steps, a mask, float32, the CPU).
+
+    Args:
+        query: (B, H, S, D); key, value: (B, Hkv, S, D).
+    """
+    if (attn_impl != "fa4" or attention_mask is not None or not query.is_cuda or query.dtype not in KERNEL_DTYPES
+            or query.shape[2] != key.shape[2]):
+        return None
+    from adaspark_eval.sparse.kernels import fa4
+
+    return fa4.dense(query, key, value, scaling)
