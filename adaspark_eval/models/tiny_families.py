@@ -26,8 +26,9 @@ from transformers import (
     Qwen3VLVideoProcessor,
 )
 
+from adaspark_eval.models import tiny
 from adaspark_eval.models.tiny import CHAT_TEMPLATE, build_tokenizer
-from adaspark_eval.sparse.families import QWEN2_VL, QWEN3_VL, QWEN3_VL_MOE
+from adaspark_eval.sparse.families import QWEN2_5_VL, QWEN2_VL, QWEN3_VL, QWEN3_VL_MOE
 
 TINY_FAMILIES = {"tiny-qwen2-vl": QWEN2_VL, "tiny-qwen3-vl": QWEN3_VL, "tiny-qwen3-vl-moe": QWEN3_VL_MOE}
 
@@ -63,6 +64,13 @@ def build_processor(family: str, tokenizer: PreTrainedTokenizerFast | None = Non
         video_processor=Qwen3VLVideoProcessor(size=sizes, patch_size=16, temporal_patch_size=2, merge_size=2,
                                               cap_pixels_per_frame=True),
         tokenizer=tokenizer, chat_template=QWEN3_CHAT_TEMPLATE)
+
+
+def family_processor(family: str, max_pixels: int = 448 * 448) -> object:
+    """The tiny processor of any family (``models.tiny``'s for Qwen2.5-VL): the family's real token arithmetic,
+    what a dense count of a known config needs."""
+    return tiny.build_processor(max_pixels=max_pixels) if family == QWEN2_5_VL else build_processor(
+        family, max_pixels=max_pixels)
 
 
 def tiny_config(family: str, tokenizer: PreTrainedTokenizerFast) -> Qwen2VLConfig | Qwen3VLConfig | Qwen3VLMoeConfig:
