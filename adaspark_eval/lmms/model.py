@@ -46,7 +46,7 @@ from adaspark_eval.lmms.inputs import PreparedInputs
 from adaspark_eval.lmms.prepare import SampleJob, prepare, size_processor, start_worker
 from adaspark_eval.lmms.timing import GenerationTimer
 from adaspark_eval.methods import Method, attach, make_method, split_settings
-from adaspark_eval.models.loading import AUTO, check_checkpoint, load_model
+from adaspark_eval.models.loading import AUTO, check_checkpoint, load_model, model_family
 from adaspark_eval.models.memo import SampleMemo
 from adaspark_eval.models.parallel import join, world_size
 from adaspark_eval.models.placement import parse_devices
@@ -112,9 +112,11 @@ class AdaSparkLMM(lmms):
         self.fused_ops, self.batched_vision = bool(fused_ops), bool(batched_vision)
         devices = self._place(device, device_map)
         name = check_checkpoint(str(pretrained))  # "auto" resolved: results are keyed by the model really used
+        self.family = model_family(name)
         # decode-ahead workers start first: they import and build their processor while the model loads
         ahead = Prefetcher(prepare, self.workers, initializer=start_worker,
-                           initargs=(name, self.base_video, self.frame_cache)).start() if self.workers else None
+                           initargs=(name, self.base_video, self.frame_cache, self.family)
+                           ).start() if self.workers else None
         try:
             self.loaded = load_model(name, device=str(self._device), dtype=self.dtype, devices=devices,
                                      fused_ops=self.fused_ops)
@@ -129,7 +131,8 @@ class AdaSparkLMM(lmms):
         self.model_name = self.loaded.name
         size_processor(self.loaded.processor, self.base_video)
         self.preparer = ahead or Prefetcher(prepare, 0, initializer=start_worker,  # or inline, this processor
-                                            initargs=(self.loaded.processor, self.base_video, self.frame_cache))
+                                            initargs=(self.loaded.processor, self.base_video, self.frame_cache,
+                                                      self.family))
         self.dims = ModelDims.from_config(self.loaded.model.config)
         self.sparse = attach(self.loaded.model, self.method, config or AdaSparkConfig())  # the one attach
         self._derive()
@@ -338,7 +341,7 @@ class AdaSparkLMM(lmms):
         """The sample's inputs on the model's device, with the seconds their preparation took."""
         wait_s = 0.0
         if prepared is None:
-            start_worker(self.loaded.processor, self.base_video, self.frame_cache)
+            start_worker(self.loaded.processor, self.base_video, self.frame_cache, self.family)
             before = time.perf_counter()
             built = prepare(SampleJob(messages(), self.video, self.method.frames_for(self.base_video, self.dims)))
             wait_s = time.perf_counter() - before  # prepared here: the model waited for all of it

@@ -19,7 +19,7 @@ from adaspark_eval.models.placement import dispatch, input_device, layer_device_
 from adaspark_eval.models.tiny import build_processor, build_tiny
 from adaspark_eval.models.tiny_families import TINY_FAMILIES, build_tiny_family
 from adaspark_eval.models.tiny_families import build_processor as build_family_processor
-from adaspark_eval.sparse.families import MODEL_TYPES, family_of
+from adaspark_eval.sparse.families import DEFAULT_FAMILY, FAMILIES, MODEL_TYPES, Family, family_of
 
 TINY = "tiny"
 TINY_MODELS = (TINY, *TINY_FAMILIES)  # built in memory, random weights
@@ -110,6 +110,16 @@ def check_checkpoint(name: str) -> str:
         raise ModelNotFound(f"{path} has no weights ({', '.join(WEIGHT_FILES[:2])}): copy the checkpoint's weight "
                             "files there")
     return name
+
+
+def model_family(name: str) -> Family:
+    """The family of model ``name`` (checked by ``check_checkpoint``): known for the tiny models, else read from
+    its ``config.json`` (cheap: no weights)."""
+    if name == TINY:
+        return DEFAULT_FAMILY
+    if name in TINY_FAMILIES:
+        return FAMILIES[TINY_FAMILIES[name]]
+    return family_of(json.loads((resolve_checkpoint(name) / "config.json").read_text()))
 
 
 def check_device(device: str | None) -> None:

@@ -41,6 +41,9 @@ class Family:
         system_prompt: the system turn lmms-eval's stock class inserts itself (None: the chat template's own).
         gated_vision_mlp: the ViT MLP is gated (three projections, Qwen2.5-VL) rather than two.
         window_attention: the ViT attends within windows except in its full-attention blocks (Qwen2.5-VL).
+        processor_resizes: lmms-eval's stock class lets the processor resize the frames qwen_vl_utils already
+            resized (Qwen2.5-VL, Qwen2-VL); False: it passes ``do_resize=False`` and the video kwargs (Qwen3-VL,
+            whose video processor would cap the pixels of all frames together).
     """
 
     name: str
@@ -54,6 +57,7 @@ class Family:
     system_prompt: str | None = None
     gated_vision_mlp: bool = False
     window_attention: bool = False
+    processor_resizes: bool = True
 
     def decoder_layers(self, model: nn.Module) -> nn.ModuleList:
         """The decoder layers of ``model`` (a ``*ForConditionalGeneration``), each with ``self_attn`` (its
@@ -72,11 +76,13 @@ FAMILIES = {
                gated_vision_mlp=True, window_attention=True),
         Family(QWEN2_VL, "qwen2_vl", "Qwen2VLForConditionalGeneration", "qwen2_vl", image_patch=14),
         Family(QWEN3_VL, "qwen3_vl", "Qwen3VLForConditionalGeneration", "qwen3_vl", image_patch=16, timestamps=True,
-               deepstack=True, system_prompt="You are a helpful assistant."),
+               deepstack=True, system_prompt="You are a helpful assistant.", processor_resizes=False),
         Family(QWEN3_VL_MOE, "qwen3_vl_moe", "Qwen3VLMoeForConditionalGeneration", "qwen3_vl", image_patch=16,
-               timestamps=True, deepstack=True, moe=True, system_prompt="You are a helpful assistant."),
+               timestamps=True, deepstack=True, moe=True, system_prompt="You are a helpful assistant.",
+               processor_resizes=False),
     )
 }
+DEFAULT_FAMILY = FAMILIES[QWEN2_5_VL]
 MODEL_TYPES = tuple(family.model_type for family in FAMILIES.values())
 
 
