@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from transformers import BatchFeature, ProcessorMixin
 
 DEFAULT_SIZE = "448x448"
-VIDEO_FPS = 2.0  # frame rate given to a processor that writes timestamps (Qwen3-VL), as qwen-vl-utils samples
 
 
 @with_knobs()
@@ -48,7 +47,7 @@ def flops_command(
     from adaspark_eval.flops.dims import ModelDims, known_config, known_name
     from adaspark_eval.flops.sample import FLOPS_NOTE
     from adaspark_eval.models.loading import load_model
-    from adaspark_eval.models.prompt import video_prompt
+    from adaspark_eval.models.prompt import family_video_prompt
     from adaspark_eval.flops.known_models import KNOWN_MODELS
     from adaspark_eval.models.tiny_families import family_processor
     from adaspark_eval.sparse.families import family_of
@@ -63,8 +62,7 @@ def flops_command(
                              "checkpoint directory to count a sparse run")
         family = family_of(KNOWN_MODELS[known_name(model)])
         processor = family_processor(family.name, max_pixels=max_pixels or video_frames.shape[1] * video_frames.shape[2])
-        inputs = video_prompt(_per_video(processor, family.timestamps, len(video_frames)), [video_frames], question,
-                              fps=VIDEO_FPS if family.timestamps else None)
+        inputs = family_video_prompt(processor, [video_frames], question, family.timestamps)
         tokens = _token_counts(inputs, processor)
         decode_steps = max(new_tokens - 1, 0)
         flops = dense_flops(ModelDims.from_config(known_config(model)), text_tokens=tokens["text"],
@@ -73,8 +71,7 @@ def flops_command(
     else:
         loaded = load_model(model, device=device, dtype=dtype, max_pixels=max_pixels)
         timestamps = family_of(loaded.model.config).timestamps
-        inputs = video_prompt(_per_video(loaded.processor, timestamps, len(video_frames)), [video_frames], question,
-                              fps=VIDEO_FPS if timestamps else None).to(device)
+        inputs = family_video_prompt(loaded.processor, [video_frames], question, timestamps).to(device)
         tokens = _token_counts(inputs, loaded.processor)
         sparse = SparseRuntime.attach(loaded.model, config)
         with torch.no_grad():
@@ -95,15 +92,6 @@ def flops_command(
     typer.echo(f"{model}: {tokens['text']} text + {tokens['visual']} visual tokens, {decode_steps} decode steps, "
                f"{kind}; TFLOPs at {FLOPS_NOTE}")
     typer.echo(flops.table().to_string(float_format=lambda v: f"{v:.4g}"))
-
-
-def _per_video(processor: ProcessorMixin, timestamps: bool, frames: int) -> ProcessorMixin:
-    """``processor`` with its per-frame pixel cap as a budget for the whole video where the family's processor
-    reads it so (Qwen3-VL's video processor caps the pixels of all frames together)."""
-    if timestamps:
-        size = processor.video_processor.size
-        processor.video_processor.size = {"shortest_edge": size["shortest_edge"], "longest_edge": size["longest_edge"] * frames}
-    return processor
 
 
 def _frames(video: Path | None, size: str | None, count: int) -> np.ndarray:

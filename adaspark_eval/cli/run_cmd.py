@@ -145,7 +145,7 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     from adaspark_eval.evaluation.runner import check_data
     from adaspark_eval.evaluation.sweep import grid
     from adaspark_eval.methods import make_method
-    from adaspark_eval.models.loading import check_checkpoint, check_device
+    from adaspark_eval.models.loading import check_checkpoint, check_device, check_family_options
     from adaspark_eval.results.store import check_writable
 
     points = grid(knobs)
@@ -167,6 +167,7 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
         check_writable(options.output)
     check_device(options.device)
     check_checkpoint(options.model)  # config.json, architecture and weights, before the model loads
+    check_family_options(options.model, options.fused_ops, options.batched_vision)
     method = make_method(options.method, options.peer_settings())  # bad settings stop here, before the model loads
     return Prepared(benchmarks, root, points, method, options.cache(), options.worker_count())
 

@@ -46,7 +46,7 @@ from adaspark_eval.lmms.inputs import PreparedInputs
 from adaspark_eval.lmms.prepare import SampleJob, prepare, size_processor, start_worker
 from adaspark_eval.lmms.timing import GenerationTimer
 from adaspark_eval.methods import Method, attach, make_method, split_settings
-from adaspark_eval.models.loading import AUTO, check_checkpoint, load_model, model_family
+from adaspark_eval.models.loading import AUTO, check_checkpoint, check_family_options, load_model, model_family
 from adaspark_eval.models.memo import SampleMemo
 from adaspark_eval.models.parallel import join, world_size
 from adaspark_eval.models.placement import parse_devices
@@ -113,6 +113,7 @@ class AdaSparkLMM(lmms):
         devices = self._place(device, device_map)
         name = check_checkpoint(str(pretrained))  # "auto" resolved: results are keyed by the model really used
         self.family = model_family(name)
+        check_family_options(name, self.fused_ops, self.batched_vision)
         # decode-ahead workers start first: they import and build their processor while the model loads
         ahead = Prefetcher(prepare, self.workers, initializer=start_worker,
                            initargs=(name, self.base_video, self.frame_cache, self.family)

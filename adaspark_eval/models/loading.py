@@ -122,6 +122,17 @@ def model_family(name: str) -> Family:
     return family_of(json.loads((resolve_checkpoint(name) / "config.json").read_text()))
 
 
+def check_family_options(name: str, fused_ops: bool = False, batched_vision: bool = False) -> None:
+    """Refuse options that swap Qwen2.5-VL's own modules (``models.fused``, ``models.vision``) for a model of
+    another family, where they would silently change nothing (one line naming the fix)."""
+    family = model_family(resolve_name(name))
+    if family is DEFAULT_FAMILY:
+        return
+    for flag, given in (("--fused-ops", fused_ops), ("--batched-vision", batched_vision)):
+        if given:
+            raise ValueError(f"{flag} swaps Qwen2.5-VL's modules; {name} is a {family.name} model: drop {flag}")
+
+
 def check_device(device: str | None) -> None:
     """Refuse a device this machine does not have (one line naming the fix)."""
     if device is None:
@@ -175,6 +186,7 @@ def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtyp
     """
     name = check_checkpoint(name)
     torch_dtype = parse_dtype(dtype)
+    check_family_options(name, fused_ops)
     if fused_ops and not devices and not fused.runs_on(torch.device(device)):
         raise fused.FusedOpsError(f"--fused-ops runs Triton kernels, which need a GPU (device {device}): pass "
                                   "--device cuda or drop --fused-ops")

@@ -25,3 +25,9 @@ def test_run_on_the_fixtures(model: str, benchmark_root: Path, tmp_path: Path, o
     assert record["error"] is None and record["frames_read"] == 4 and record["tokens"]["visual"] > 0
     assert record["prompt"].startswith("<|im_start|>system\nYou are a helpful assistant.")
     assert 0 < record["flops"]["llm_prefill"]["reduction"] < 1
+
+
+def test_qwen2_5_only_options_stop_for_another_family(benchmark_root: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "--task", "videomme", "--model", "tiny-qwen3-vl", "--batched-vision",
+                                      "--data-root", str(benchmark_root)])
+    assert result.exit_code == 2 and "--batched-vision swaps Qwen2.5-VL's modules" in result.output
