@@ -100,8 +100,20 @@ def tiny_config(family: str, tokenizer: PreTrainedTokenizerFast) -> Qwen2VLConfi
     return Qwen3VLMoeConfig(text_config=text, vision_config=vision, **top)
 
 
-_CLASSES = {QWEN2_VL: Qwen2VLForConditionalGeneration, QWEN3_VL: Qwen3VLForConditionalGeneration,
+MODEL_CLASSES = {QWEN2_VL: Qwen2VLForConditionalGeneration, QWEN3_VL: Qwen3VLForConditionalGeneration,
             QWEN3_VL_MOE: Qwen3VLMoeForConditionalGeneration}
+
+
+def init_experts(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with its MoE expert tensors and routers drawn from N(0, 0.02) (transformers leaves them
+    uninitialised); nothing for a dense model."""
+    for module in model.modules():
+        if hasattr(module, "gate_up_proj"):
+            torch.nn.init.normal_(module.gate_up_proj, std=0.02)
+            torch.nn.init.normal_(module.down_proj, std=0.02)
+        if type(module).__name__.endswith("TopKRouter"):
+            torch.nn.init.normal_(module.weight, std=0.02)
+    return model
 
 
 def build_tiny_family(name: str, seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, object]:
@@ -112,14 +124,7 @@ def build_tiny_family(name: str, seed: int = 0, dtype: torch.dtype = torch.float
     config._attn_implementation = "sdpa"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = _CLASSES[family](config)
-        if family == QWEN3_VL_MOE:  # transformers leaves the expert tensors and router uninitialised
-            for module in model.modules():
-                if hasattr(module, "gate_up_proj"):
-                    torch.nn.init.normal_(module.gate_up_proj, std=0.02)
-                    torch.nn.init.normal_(module.down_proj, std=0.02)
-                if type(module).__name__.endswith("TopKRouter"):
-                    torch.nn.init.normal_(module.weight, std=0.02)
+        model = init_experts(MODEL_CLASSES[family](config))
     model.generation_config.pad_token_id = config.text_config.pad_token_id
     model.generation_config.eos_token_id = config.text_config.eos_token_id
     return model.to(dtype).eval(), processor

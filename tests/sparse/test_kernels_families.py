@@ -8,7 +8,7 @@ import torch
 
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.models.prompt import video_prompt
-from adaspark_eval.models.tiny_families import _CLASSES, build_processor, tiny_config
+from adaspark_eval.models.tiny_families import MODEL_CLASSES, build_processor, init_experts, tiny_config
 from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 from tests.sparse.interpreted import INTERPRETED, needs_interpreter
 
@@ -24,12 +24,7 @@ def test_triton_backend_matches_reference_in_a_qwen3_prefill(family, monkeypatch
     config = tiny_config(family, processor.tokenizer)
     config.text_config.num_hidden_layers = 1
     torch.manual_seed(0)
-    model = _CLASSES[family](config).to(torch.bfloat16).eval()
-    for module in model.modules():  # the expert tensors and router start uninitialised
-        for name in ("gate_up_proj", "down_proj") if hasattr(module, "gate_up_proj") else ():
-            torch.nn.init.normal_(getattr(module, name), std=0.02)
-        if type(module).__name__.endswith("TopKRouter"):
-            torch.nn.init.normal_(module.weight, std=0.02)
+    model = init_experts(MODEL_CLASSES[family](config)).to(torch.bfloat16).eval()
     video = np.random.RandomState(1).randint(0, 256, (8, 64, 96, 3), dtype=np.uint8)
     inputs = video_prompt(processor, [video], "Which colour appears first?", fps=2.0)
     original, calls = kernel_module.kernel_attention, []
