@@ -6,9 +6,10 @@
 Sections (``--sections``): ``check`` (kernels against the reference on the GPU), ``launch`` (the attention
 kernel under each launch configuration at the longest length; the fastest is used from then on), ``attention``
 (dense SDPA on cuDNN and flash, FlexAttention with the kernel's block mask, the AdaS-Attn kernel with its
-selection included and alone), ``ffn`` (dense MLP, sparse FFN), ``prefill`` (a whole 7B-architecture prefill
-with random bf16 weights, dense vs AdaSpark, with peak memory, with transformers' eager elementwise ops and with
-``models.fused``). Times are medians of ``triton.testing.do_bench`` (CUDA events, L2 flushed between runs).
+selection included and alone), ``ffn`` (dense MLP, sparse FFN), ``prefill`` (a whole prefill with random bf16
+weights, dense vs AdaSpark, with peak memory: the Qwen2.5-VL-7B architecture with transformers' eager elementwise
+ops and with ``models.fused``, and the Qwen3-VL-8B architecture; ``--prefill-models`` picks them, and with
+``--update`` the rows of the models not run are kept). Times are medians of ``triton.testing.do_bench`` (CUDA events, L2 flushed between runs).
 Writes ``bench_kernels.json`` and ``RESULTS.md`` to ``OUT_DIR``; with ``--update FILE`` the sections run replace
 theirs in an earlier ``bench_kernels.json``, the others are kept, and the report names each rerun.
 
@@ -32,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: ``benchmarks.kernel_bench``
 from benchmarks.kernel_bench.attention import attention_section, compiled_flex  # noqa: E402
 from benchmarks.kernel_bench.check import check_section  # noqa: E402
+from benchmarks.kernel_bench.common import PREFILL_MODELS  # noqa: E402
 from benchmarks.kernel_bench.ffn import ffn_section  # noqa: E402
 from benchmarks.kernel_bench.launch import launch_section  # noqa: E402
 from benchmarks.kernel_bench.prefill import ADASPARK_SETTINGS, prefill_section  # noqa: E402
@@ -43,6 +45,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--lengths", type=int, nargs="+", default=[16384, 32768, 65536])
     parser.add_argument("--prefill-lengths", type=int, nargs="+", default=[32768, 65536])
+    parser.add_argument("--prefill-models", default=",".join(PREFILL_MODELS),
+                        help="known configs of the prefill section, comma-separated")
     parser.add_argument("--sections", default="check,launch,attention,ffn,prefill")
     parser.add_argument("--no-flex", action="store_true", help="skip FlexAttention (compiles per length)")
     parser.add_argument("--update", type=Path, help="an earlier bench_kernels.json whose other sections are kept")
@@ -77,7 +81,9 @@ def main(argv: list[str]) -> None:
         results["ffn"] = [ffn_section(tokens, device) for tokens in args.lengths]
         save()
     if "prefill" in sections:
-        results["prefill"] = prefill_section(args.prefill_lengths, ADASPARK_SETTINGS, device)
+        models = tuple(args.prefill_models.split(","))
+        kept = [r for r in (earlier or {}).get("prefill", []) if r.get("model", "qwen2.5-vl-7b") not in models]
+        results["prefill"] = kept + prefill_section(args.prefill_lengths, ADASPARK_SETTINGS, device, models)
         save()
     print(markdown(report()))
 

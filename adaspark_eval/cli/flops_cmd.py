@@ -23,8 +23,9 @@ DEFAULT_SIZE = "448x448"
 @friendly
 def flops_command(
     config: AdaSparkConfig,
-    model: Annotated[str, typer.Option(help="tiny, a checkpoint directory, a cached hub name, or a known config "
-                                            "(qwen2.5-vl-3b, -7b, -32b, -72b: dense analytic count, no weights)")] = "tiny",
+    model: Annotated[str, typer.Option(help="tiny (tiny-qwen3-vl, ...), a checkpoint directory, a cached hub name, or a "
+                                            "known config (qwen2.5-vl-7b, qwen2-vl-7b, qwen3-vl-8b, "
+                                            "qwen3-vl-30b-a3b, ...: dense analytic count, no weights)")] = "tiny",
     frames: Annotated[int, typer.Option(help="frames of the video (sampled uniformly from --video)")] = 16,
     size: Annotated[str | None, typer.Option(help=f"HxW of a synthetic video (default {DEFAULT_SIZE})")] = None,
     video: Annotated[Path | None, typer.Option(help="a video file instead of a synthetic video")] = None,
@@ -46,8 +47,10 @@ def flops_command(
     from adaspark_eval.flops.dims import ModelDims, known_config, known_name
     from adaspark_eval.flops.sample import FLOPS_NOTE
     from adaspark_eval.models.loading import load_model
-    from adaspark_eval.models.prompt import video_prompt
-    from adaspark_eval.models.tiny import build_processor
+    from adaspark_eval.models.prompt import family_video_prompt
+    from adaspark_eval.flops.known_models import KNOWN_MODELS
+    from adaspark_eval.models.tiny_families import family_processor
+    from adaspark_eval.sparse.families import family_of
     from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
     if new_tokens < 0:
@@ -57,8 +60,9 @@ def flops_command(
         if config != AdaSparkConfig():
             raise ValueError(f"--model {model} gives the dense analytic count: drop the AdaSpark flags, or pass a "
                              "checkpoint directory to count a sparse run")
-        processor = build_processor(max_pixels=max_pixels or video_frames.shape[1] * video_frames.shape[2])
-        inputs = video_prompt(processor, [video_frames], question)
+        family = family_of(KNOWN_MODELS[known_name(model)])
+        processor = family_processor(family.name, max_pixels=max_pixels or video_frames.shape[1] * video_frames.shape[2])
+        inputs = family_video_prompt(processor, [video_frames], question, family.timestamps)
         tokens = _token_counts(inputs, processor)
         decode_steps = max(new_tokens - 1, 0)
         flops = dense_flops(ModelDims.from_config(known_config(model)), text_tokens=tokens["text"],
@@ -66,7 +70,8 @@ def flops_command(
         settings = None
     else:
         loaded = load_model(model, device=device, dtype=dtype, max_pixels=max_pixels)
-        inputs = video_prompt(loaded.processor, [video_frames], question).to(device)
+        timestamps = family_of(loaded.model.config).timestamps
+        inputs = family_video_prompt(loaded.processor, [video_frames], question, timestamps).to(device)
         tokens = _token_counts(inputs, loaded.processor)
         sparse = SparseRuntime.attach(loaded.model, config)
         with torch.no_grad():

@@ -19,7 +19,8 @@ def inspect_command(
     config: AdaSparkConfig,
     video: Annotated[Path, typer.Option(help="video file (mp4, ...)")],
     question: Annotated[str, typer.Option(help="question asked about the video")] = "Describe the video.",
-    model: Annotated[str, typer.Option(help="tiny, a checkpoint directory, or a cached hub name")] = "tiny",
+    model: Annotated[str, typer.Option(help="tiny (tiny-qwen3-vl, ...), a checkpoint directory, or a "
+                                            "cached hub name")] = "tiny",
     frames: Annotated[int, typer.Option(help="frames sampled uniformly from the video")] = 16,
     max_pixels: Annotated[int | None, typer.Option(help="cap on pixels per frame")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
@@ -31,13 +32,13 @@ def inspect_command(
 
     from adaspark_eval.inspection import compare
     from adaspark_eval.models.loading import load_model
-    from adaspark_eval.models.prompt import video_prompt
+    from adaspark_eval.models.prompt import family_video_prompt
     from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
     frames_array, _ = read_video(video, num_frames=frames)
     loaded = load_model(model, device=device, dtype=dtype, max_pixels=max_pixels)
-    inputs = video_prompt(loaded.processor, [frames_array], question).to(device)
     sparse = SparseRuntime.attach(loaded.model, config)
+    inputs = family_video_prompt(loaded.processor, [frames_array], question, sparse.family.timestamps).to(device)
     result = compare(sparse, inputs, config)
     layers = [{k: row[k] for k in ("layer", "kept_cube_fraction", "ffn_active_fraction", "entropy")}
               for row in result.layers()]

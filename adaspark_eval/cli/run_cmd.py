@@ -149,7 +149,7 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     from adaspark_eval.evaluation.runner import check_data
     from adaspark_eval.evaluation.sweep import grid
     from adaspark_eval.methods import make_method
-    from adaspark_eval.models.loading import check_checkpoint, check_device
+    from adaspark_eval.models.loading import check_checkpoint, check_device, check_family_options
     from adaspark_eval.results.store import check_writable
 
     points = grid(knobs)
@@ -172,6 +172,7 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     check_device(options.device)
     check_fa4([p.config for p in points], options.device)
     check_checkpoint(options.model)  # config.json, architecture and weights, before the model loads
+    check_family_options(options.model, options.fused_ops, options.batched_vision)
     method = make_method(options.method, options.peer_settings())  # bad settings stop here, before the model loads
     from adaspark_eval.lmms.model import check_decode
 

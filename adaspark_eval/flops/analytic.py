@@ -18,13 +18,15 @@ def causal_pairs(q_len: int, kv_len: int) -> int:
 
 
 def llm_forward_flops(text: TextDims, *, tokens: int, pairs: int, ffn_tokens: int, selection_vectors: int,
-                      logit_rows: int) -> dict[str, int]:
+                      logit_rows: int, moe_tokens: int = 0) -> dict[str, int]:
     """The LLM components of one forward.
 
     Args (each summed over layers):
         tokens: tokens through the q/k/v/o projections.
         pairs: key/query pairs attended, summed over query heads (each costs ``q . k`` and ``p * v``).
-        ffn_tokens: tokens through the MLP.
+        ffn_tokens: tokens through a dense MLP.
+        moe_tokens: tokens through a routed-expert block (``TextDims.moe_layers``): its router, then
+            ``experts_per_token`` experts each.
         selection_vectors: ``head_dim``-long multiply-add rows of the selection: ``q . kbar`` scores and
             vectors averaged into cube means.
         logit_rows: rows of next-token logits (not per layer).
@@ -36,27 +38,31 @@ def llm_forward_flops(text: TextDims, *, tokens: int, pairs: int, ffn_tokens: in
         "projections": MAC * tokens * text.hidden * d * 2 * (text.heads + text.kv_heads),
         "attention": MAC * pairs * 2 * d,
         "selection": MAC * selection_vectors * d,
-        "ffn": MAC * ffn_tokens * 3 * text.hidden * text.intermediate,
+        "ffn": MAC * (ffn_tokens * 3 * text.hidden * text.intermediate
+                      + moe_tokens * text.hidden * (text.experts + text.experts_per_token * 3 * text.moe_intermediate)),
         "lm_head": MAC * logit_rows * text.hidden * text.vocab,
     }
 
 
 def vision_flops(vision: VisionDims, grid: Grid) -> int:
     """The vision encoder on one image or video of ``grid`` patches: patch embedding, blocks (window and full
-    attention), patch merger."""
+    attention), patch mergers (the final one and Qwen3-VL's DeepStack ones). The learned position embedding's
+    interpolation (Qwen3-VL) is elementwise and not counted, like norms and activations."""
     t, h, w = grid
     patches = t * h * w
     merged = patches // vision.merge**2
     merged_width = vision.merge**2 * vision.hidden
     full = t * (h * w) ** 2  # pairs of one head: each frame group attends within itself
-    window = t * vision.merge**4 * _sum_of_squares(h // vision.merge, vision.window // vision.merge // vision.patch) \
-        * _sum_of_squares(w // vision.merge, vision.window // vision.merge // vision.patch)
-    pairs = (vision.depth - vision.full_blocks) * window + vision.full_blocks * full
+    pairs = vision.full_blocks * full
+    if vision.depth > vision.full_blocks:
+        tile = vision.window // vision.merge // vision.patch
+        window = t * vision.merge**4 * _sum_of_squares(h // vision.merge, tile) * _sum_of_squares(w // vision.merge, tile)
+        pairs += (vision.depth - vision.full_blocks) * window
     macs = (
         patches * vision.hidden * vision.in_channels * vision.temporal_patch * vision.patch**2
-        + vision.depth * patches * (4 * vision.hidden**2 + 3 * vision.hidden * vision.intermediate)
+        + vision.depth * patches * (4 * vision.hidden**2 + vision.mlp_projections * vision.hidden * vision.intermediate)
         + pairs * 2 * vision.hidden  # heads * (q . k + p * v) of head_dim = hidden / heads
-        + merged * (merged_width**2 + merged_width * vision.out_hidden)
+        + vision.mergers * merged * (merged_width**2 + merged_width * vision.out_hidden)
     )
     return MAC * macs
 
@@ -72,8 +78,11 @@ def dense_flops(dims: ModelDims, *, text_tokens: int, grids: Sequence[Grid], dec
     text = dims.text
     seq = text_tokens + sum(t * h * w for t, h, w in grids) // dims.vision.merge**2
 
+    moe = len(text.moe_layers)
+
     def forward(q_len: int, kv_len: int) -> dict[str, int]:
-        return llm_forward_flops(text, tokens=text.layers * q_len, ffn_tokens=text.layers * q_len,
+        return llm_forward_flops(text, tokens=text.layers * q_len, ffn_tokens=(text.layers - moe) * q_len,
+                                 moe_tokens=moe * q_len,
                                  pairs=text.layers * text.heads * causal_pairs(q_len, kv_len),
                                  selection_vectors=0, logit_rows=1)
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
-from transformers import Qwen2_5_VLConfig
+from transformers import PreTrainedConfig
 
 from adaspark_eval.flops.analytic import Grid, llm_forward_flops, vision_flops
 from adaspark_eval.flops.dims import ModelDims
@@ -24,7 +24,7 @@ from adaspark_eval.sparse.stats import ForwardRecord
 GridsLike = Tensor | Sequence[Sequence[int]] | None
 
 
-def count_sample(model_config: Qwen2_5_VLConfig | ModelDims, records: Sequence[ForwardRecord], *,
+def count_sample(model_config: PreTrainedConfig | ModelDims, records: Sequence[ForwardRecord], *,
                  video_grid_thw: GridsLike = None, image_grid_thw: GridsLike = None,
                  sample: int | None = None) -> SampleFlops:
     """FLOPs of one sample, actual and dense, by component (2 per multiply-add).
@@ -75,13 +75,19 @@ def _forward(dims: ModelDims, record: ForwardRecord, b: int) -> tuple[dict[str, 
 
     tokens = total([f.dense_tokens for f in ffn])
     rows = 1 if tokens else 0
+    moe = set(dims.text.moe_layers)  # routed-expert layers: their kept tokens run the router and top-k experts
+
+    def ffn_total(routed: bool, kept: bool) -> int:
+        return total([f.tokens if kept else f.dense_tokens for i, f in enumerate(ffn) if (i in moe) == routed])
+
     actual = llm_forward_flops(
         dims.text, tokens=total([a.tokens if a.tokens is not None else f.dense_tokens for a, f in zip(attention, ffn)]),
-        pairs=total([a.pairs for a in attention]), ffn_tokens=total([f.tokens for f in ffn]),
+        pairs=total([a.pairs for a in attention]), ffn_tokens=ffn_total(False, True), moe_tokens=ffn_total(True, True),
         selection_vectors=total([v for a in attention for v in (a.score_dots, a.key_means, a.query_means)]),
         logit_rows=rows)
     dense = llm_forward_flops(dims.text, tokens=tokens, pairs=total([a.dense_pairs for a in attention]),
-                              ffn_tokens=tokens, selection_vectors=0, logit_rows=rows)
+                              ffn_tokens=ffn_total(False, False), moe_tokens=ffn_total(True, False),
+                              selection_vectors=0, logit_rows=rows)
     return actual, dense
 
 

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 import torch
 from fvcore.nn import FlopCountAnalysis
 from torch import Tensor, nn
-from transformers import Qwen2_5_VLForConditionalGeneration
 
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.flops.analytic import MAC
@@ -36,7 +35,7 @@ class _Prefill(nn.Module):
 
 
 @torch.no_grad()
-def count_forward(model: Qwen2_5_VLForConditionalGeneration, inputs: Mapping[str, Tensor]) -> dict[str, int]:
+def count_forward(model: nn.Module, inputs: Mapping[str, Tensor]) -> dict[str, int]:
     """FLOPs (2 per multiply-add) of one prefill forward of ``model`` on ``inputs`` (the processor's output, one
     sample), by component: ``vision_encoder``, ``projections``, ``attention``, ``selection``, ``ffn``, ``lm_head``.
 
@@ -57,7 +56,7 @@ def count_forward(model: Qwen2_5_VLForConditionalGeneration, inputs: Mapping[str
             counts = per_module[name_of[module]]
             return sum(counts.values()) if op is None else counts[op]
 
-        layers = model.model.language_model.layers
+        layers = model.adaspark.family.decoder_layers(model)
         components = {
             "vision_encoder": macs(model.model.visual),
             "projections": sum(macs(getattr(layer.self_attn, proj)) for layer in layers

@@ -47,7 +47,24 @@ def llm_attention_handle(inputs: list[Any], outputs: list[Any]) -> Counter[str]:
     return Counter({"attention": int(stats.pairs.sum()) * (dk + dv), "selection": vectors * dk})
 
 
-FVCORE_HANDLES = {"aten::scaled_dot_product_attention": sdpa_handle, TRACE_KIND: llm_attention_handle}
+def grouped_mm_handle(inputs: list[Any], outputs: list[Any]) -> int:
+    """fvcore handle of ``aten::_grouped_mm`` (the routed experts of an MoE block, transformers' default experts
+    implementation): rows (S, K) sorted by expert times each row's expert (E, K, N), ``S * K * N`` multiply-adds
+    (S = tokens x experts per token)."""
+    rows, width = get_shape(inputs[0])
+    return rows * width * get_shape(inputs[1])[-1]
+
+
+def not_counted(inputs: list[Any], outputs: list[Any]) -> int:
+    """fvcore handle of an elementwise op this package does not count (fvcore's own ``None`` does not override
+    a default handle)."""
+    return 0
+
+
+FVCORE_HANDLES = {"aten::scaled_dot_product_attention": sdpa_handle, TRACE_KIND: llm_attention_handle,
+                  "aten::_grouped_mm": grouped_mm_handle,
+                  # LayerNorm (Qwen2-VL's and Qwen3-VL's ViT) is elementwise, like the RMSNorms: not counted
+                  "aten::layer_norm": not_counted}
 
 
 def cpu_sdpa_formula(query_shape: torch.Size, key_shape: torch.Size, value_shape: torch.Size, dropout_p: float = 0.0,

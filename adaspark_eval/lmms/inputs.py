@@ -1,7 +1,9 @@
-"""Qwen2.5-VL inputs of one lmms-eval chat request, read the way lmms-eval's stock ``qwen2_5_vl`` (chat)
-class reads them: the frame count is ``min(max_num_frames, frames in the file)`` floored to even (or
-``fps`` when given), frames are decoded and resized by ``qwen_vl_utils`` (decord) within
-``[min_pixels, max_pixels]``, and the processor gets the frames with their metadata.
+"""Model inputs of one lmms-eval chat request, read the way lmms-eval's stock chat class of the model's family
+reads them (``qwen2_5_vl``, ``qwen3_vl``: ``Family.lmms_class``): the frame count is ``min(max_num_frames,
+frames in the file)`` floored to even (or ``fps`` when given), frames are decoded and resized by
+``qwen_vl_utils`` (decord) within ``[min_pixels, max_pixels]`` to multiples of twice the family's ViT patch,
+and the processor gets the frames with their metadata. Qwen3-VL's class adds a system turn and has the
+processor keep the frames as they are (``do_resize=False``), its timestamps written from the metadata.
 
 With a ``data.frame_cache.FrameCache`` the decoded, resized frames of a single-video request are kept
 on disk: a later request for the same file and settings skips decoding. The inputs are bit-identical
@@ -28,9 +30,11 @@ from transformers import BatchFeature, Qwen2_5_VLProcessor
 
 from adaspark_eval.data.frame_cache import CachedFrames, FrameCache
 from adaspark_eval.data.video import VideoError, VideoSettings, probe_video
+from adaspark_eval.sparse.families import DEFAULT_FAMILY, Family
 
-IMAGE_PATCH_SIZE = 14
-"""Qwen2.5-VL's ViT patch: qwen_vl_utils' default, which the frame sizes are multiples of (x2)."""
+IMAGE_PATCH_SIZE = DEFAULT_FAMILY.image_patch
+"""Qwen2.5-VL's ViT patch: qwen_vl_utils' default, which the frame sizes are multiples of (x2); other families
+read their own (``Family.image_patch``)."""
 
 
 class _PerFrameCapNotice(logging.Filter):
@@ -72,14 +76,17 @@ class PreparedInputs:
 
 
 def prepare_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]], settings: VideoSettings,
-                   cache: FrameCache | None = None, file_frames: int | None = None) -> PreparedInputs:
+                   cache: FrameCache | None = None, file_frames: int | None = None,
+                   family: Family = DEFAULT_FAMILY) -> PreparedInputs:
     """Model inputs and prompt for one request's messages, with the frames of a single-video request
     (no images) taken from / stored into ``cache`` when given; ``file_frames``: the video's frame count
-    when the caller already probed it.
+    when the caller already probed it; ``family``: the model's (``sparse.families``).
 
     Raises:
         VideoError: a video is missing or does not decode (one line, naming the file).
     """
+    if family.system_prompt is not None:  # as the family's stock class inserts it
+        messages = [{"role": "system", "content": [{"type": "text", "text": family.system_prompt}]}, *messages]
     chat = ChatMessages(messages=messages)
     images, videos, _ = chat.extract_media()
     video_kwargs: dict[str, Any] = {"max_pixels": settings.max_pixels, "min_pixels": settings.min_pixels}
@@ -90,7 +97,7 @@ def prepare_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]
     entry: CachedFrames | None = None
     if cache is not None and len(videos) == 1 and not images:
         start = time.perf_counter()
-        key = _cache_key(cache, chat, videos[0], settings, video_kwargs)
+        key = _cache_key(cache, chat, videos[0], settings, video_kwargs, family.image_patch)
         entry = cache.get(key) if key is not None else None
         cache_s += time.perf_counter() - start
     if settings.fps is None and videos:
@@ -111,7 +118,7 @@ def prepare_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]
         try:
             with _reader_failures() as fallbacks:
                 (video, video_metadata), sample_fps = fetch_video(
-                    extract_vision_info(hf_messages)[0], image_patch_size=IMAGE_PATCH_SIZE,
+                    extract_vision_info(hf_messages)[0], image_patch_size=family.image_patch,
                     return_video_sample_fps=True, return_video_metadata=True)
         except Exception as error:  # qwen_vl_utils tries decord, then torchvision: either may raise anything
             raise _decode_error(videos, error, fallbacks) from None
@@ -125,15 +132,20 @@ def prepare_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]
         try:
             with _reader_failures() as fallbacks:
                 image_inputs, video_inputs, _ = process_vision_info(hf_messages, return_video_kwargs=True,
-                                                                    return_video_metadata=True)
+                                                                    return_video_metadata=True,
+                                                                    image_patch_size=family.image_patch)
         except Exception as error:  # qwen_vl_utils tries decord, then torchvision: either may raise anything
             raise _decode_error(videos, error, fallbacks) from None
         decode_s += time.perf_counter() - start
         if video_inputs is not None:
             video_inputs, metadata = (list(x) for x in zip(*video_inputs))
     start = time.perf_counter()
-    inputs = processor(text=texts, images=image_inputs, videos=video_inputs, video_metadata=metadata,
-                       padding=True, padding_side="right", return_tensors="pt")
+    if family.processor_resizes:
+        inputs = processor(text=texts, images=image_inputs, videos=video_inputs, video_metadata=metadata,
+                           padding=True, padding_side="right", return_tensors="pt")
+    else:  # the frames as qwen_vl_utils resized them, with the stock class's video kwargs
+        inputs = processor(text=texts, images=image_inputs, videos=video_inputs, video_metadata=metadata,
+                           **video_kwargs, do_sample_frames=False, do_resize=False, return_tensors="pt")
     processor_s = time.perf_counter() - start
     return PreparedInputs(inputs, texts[0], StageTimings(decode_s, cache_s, processor_s), entry is not None,
                           file_frames)
@@ -151,7 +163,8 @@ def build_inputs(processor: Qwen2_5_VLProcessor, messages: list[dict[str, Any]],
     return prepared.inputs, prepared.prompt
 
 
-def frame_cache_settings(settings: VideoSettings, element: dict[str, Any]) -> dict[str, Any]:
+def frame_cache_settings(settings: VideoSettings, element: dict[str, Any],
+                         image_patch: int = IMAGE_PATCH_SIZE) -> dict[str, Any]:
     """Everything besides the file that determines the frames qwen_vl_utils reads for ``element`` (a
     video item of the HF messages, before its frame count is set) under ``settings``: the sampling
     request, the decoder backend, the total-pixel budget and the versions of the code that resizes."""
@@ -160,7 +173,7 @@ def frame_cache_settings(settings: VideoSettings, element: dict[str, Any]) -> di
         "request": request,
         "max_num_frames": settings.max_num_frames if settings.fps is None else None,
         "decoder": get_video_reader_backend(),
-        "image_patch_size": IMAGE_PATCH_SIZE,
+        "image_patch_size": image_patch,
         "model_seq_len": MODEL_SEQ_LEN,
         **_code_versions(),
     }
@@ -174,12 +187,12 @@ def _code_versions() -> dict[str, str]:
 
 
 def _cache_key(cache: FrameCache, chat: ChatMessages, video: str, settings: VideoSettings,
-               video_kwargs: dict[str, Any]) -> str | None:
+               video_kwargs: dict[str, Any], image_patch: int) -> str | None:
     """The cache key of the request's one video, or None when the file cannot be read (the uncached
     path then raises the usual VideoError)."""
     element = extract_vision_info([chat.to_hf_messages(video_kwargs=video_kwargs)])[0]
     try:
-        return cache.key(video, frame_cache_settings(settings, element))
+        return cache.key(video, frame_cache_settings(settings, element, image_patch))
     except OSError:
         return None
 

@@ -50,7 +50,7 @@ from adaspark_eval.lmms.prepare import SampleJob, prepare, size_processor, start
 from adaspark_eval.lmms.timing import GenerationTimer
 from adaspark_eval.methods import Method, attach, make_method, split_settings
 from adaspark_eval.models.graph_decode import DECODE_MODES, GraphDecoder
-from adaspark_eval.models.loading import AUTO, check_checkpoint, load_model
+from adaspark_eval.models.loading import AUTO, check_checkpoint, check_family_options, load_model, model_family
 from adaspark_eval.models.memo import SampleMemo
 from adaspark_eval.models.parallel import join, world_size
 from adaspark_eval.models.placement import parse_devices
@@ -122,9 +122,12 @@ class AdaSparkLMM(lmms):
         self.fused_ops, self.batched_vision = bool(fused_ops), bool(batched_vision)
         devices = self._place(device, device_map)
         name = check_checkpoint(str(pretrained))  # "auto" resolved: results are keyed by the model really used
+        self.family = model_family(name)
+        check_family_options(name, self.fused_ops, self.batched_vision)
         # decode-ahead workers start first: they import and build their processor while the model loads
         ahead = Prefetcher(prepare, self.workers, initializer=start_worker,
-                           initargs=(name, self.base_video, self.frame_cache)).start() if self.workers else None
+                           initargs=(name, self.base_video, self.frame_cache, self.family)
+                           ).start() if self.workers else None
         try:
             self.loaded = load_model(name, device=str(self._device), dtype=self.dtype, devices=devices,
                                      fused_ops=self.fused_ops)
@@ -139,7 +142,7 @@ class AdaSparkLMM(lmms):
         self.devices = {parameter.device for parameter in self.loaded.model.parameters()}
         self.model_name = self.loaded.name
         size_processor(self.loaded.processor, self.base_video)
-        inline = (self.loaded.processor, self.base_video, self.frame_cache)  # this process's processor
+        inline = (self.loaded.processor, self.base_video, self.frame_cache, self.family)  # this process's processor
         # the workers' first items: prepared here while they still import (the first sample is out sooner)
         self.preparer = ahead.help(start_worker, inline) if ahead else Prefetcher(prepare, 0, initializer=start_worker,
                                                                                    initargs=inline)
@@ -353,7 +356,7 @@ class AdaSparkLMM(lmms):
         """The sample's inputs on the model's device, with the seconds their preparation took."""
         wait_s = 0.0
         if prepared is None:
-            start_worker(self.loaded.processor, self.base_video, self.frame_cache)
+            start_worker(self.loaded.processor, self.base_video, self.frame_cache, self.family)
             before = time.perf_counter()
             built = prepare(SampleJob(messages(), self.video, self.method.frames_for(self.base_video, self.dims)))
             wait_s = time.perf_counter() - before  # prepared here: the model waited for all of it

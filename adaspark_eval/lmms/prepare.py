@@ -25,6 +25,7 @@ from typing import Any
 from adaspark_eval.data.frame_cache import FrameCache
 from adaspark_eval.data.video import VideoSettings, probe_video
 from adaspark_eval.lmms.inputs import PreparedInputs, prepare_inputs
+from adaspark_eval.sparse.families import DEFAULT_FAMILY, Family
 
 KILL_ENV = "ADASPARK_KILL_PREPARING"
 
@@ -44,6 +45,7 @@ class SampleJob:
 class _Slot:
     processor: Any = None
     cache: FrameCache | None = None
+    family: Family = DEFAULT_FAMILY
 
 
 _WORKER = _Slot()
@@ -57,14 +59,16 @@ def size_processor(processor: Any, video: VideoSettings) -> Any:
     return processor
 
 
-def start_worker(processor: Any, video: VideoSettings, cache: FrameCache | None) -> None:
+def start_worker(processor: Any, video: VideoSettings, cache: FrameCache | None,
+                 family: Family = DEFAULT_FAMILY) -> None:
     """A worker's (or the inline caller's) one-time set-up: the processor (an object, or a model name to
-    load it from, so that workers start before the model loads) and the frame cache it uses."""
+    load it from, so that workers start before the model loads), the frame cache it uses and the model's
+    family (how its stock class reads a request)."""
     if isinstance(processor, str):
         from adaspark_eval.models.loading import load_processor
 
         processor = load_processor(processor)
-    _WORKER.processor, _WORKER.cache = size_processor(processor, video), cache
+    _WORKER.processor, _WORKER.cache, _WORKER.family = size_processor(processor, video), cache, family
 
 
 def prepare(job: SampleJob | None) -> PreparedInputs | None:
@@ -82,7 +86,7 @@ def prepare(job: SampleJob | None) -> PreparedInputs | None:
         if path is not None:
             file_frames = probe_video(path).frames
             video = dataclasses.replace(video, max_num_frames=job.frames_for(file_frames))
-    return prepare_inputs(_WORKER.processor, job.messages, video, _WORKER.cache, file_frames)
+    return prepare_inputs(_WORKER.processor, job.messages, video, _WORKER.cache, file_frames, _WORKER.family)
 
 
 def _first_video(messages: list[dict[str, Any]]) -> str | None:

@@ -1,5 +1,6 @@
-"""Load a Qwen2.5-VL and its processor: the offline tiny model, the embedded VideoNIAH model shipped in
-the package, a local checkpoint directory, or a hub name already in the local Hugging Face cache.
+"""Load a Qwen-VL model and its processor (Qwen2.5-VL, Qwen2-VL, Qwen3-VL dense and MoE: ``sparse.families``):
+the offline tiny models, the embedded VideoNIAH model shipped in the package, a local checkpoint directory,
+or a hub name already in the local Hugging Face cache.
 Nothing is downloaded. ``auto`` is the real 7B when the cache holds it, else the embedded model."""
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import transformers
 from transformers import AutoConfig, AutoProcessor, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
 from adaspark_eval.models import fused
 from adaspark_eval.models.placement import dispatch, input_device, layer_device_map
 from adaspark_eval.models.tiny import build_processor, build_tiny
+from adaspark_eval.models.tiny_families import TINY_FAMILIES, build_tiny_family
+from adaspark_eval.models.tiny_families import build_processor as build_family_processor
+from adaspark_eval.sparse.families import DEFAULT_FAMILY, FAMILIES, MODEL_TYPES, Family, family_of
 
 TINY = "tiny"
+TINY_MODELS = (TINY, *TINY_FAMILIES)  # built in memory, random weights
 EMBEDDED = "niah-small"
 AUTO = "auto"
 REAL_7B = "Qwen/Qwen2.5-VL-7B-Instruct"
@@ -48,7 +54,7 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
     return _DTYPES[name]
 
 
-SUPPORTED_MODEL_TYPES = ("qwen2_5_vl",)
+SUPPORTED_MODEL_TYPES = MODEL_TYPES
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 
 
@@ -60,7 +66,7 @@ def resolve_checkpoint(name: str) -> Path:
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
-            raise ModelNotFound(f"{path} has no config.json: point --model at a Qwen2.5-VL checkpoint directory")
+            raise ModelNotFound(f"{path} has no config.json: point --model at a Qwen-VL checkpoint directory")
         return path
     if _looks_like_path(name):
         raise ModelNotFound(f"--model {name}: no such directory: pass an existing checkpoint directory, or tiny, "
@@ -87,7 +93,7 @@ def check_checkpoint(name: str) -> str:
     ``config.json`` of a supported architecture and weight files beside it. Raises ``ModelNotFound`` naming
     the file and the fix."""
     name = resolve_name(name)
-    if name == TINY:
+    if name in TINY_MODELS:
         return name
     path = resolve_checkpoint(name)
     try:
@@ -98,11 +104,33 @@ def check_checkpoint(name: str) -> str:
     model_type = config.get("model_type") if isinstance(config, dict) else None
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ModelNotFound(f"{path} holds a {model_type or 'model of unknown type'} checkpoint: adaspark-eval runs "
-                            f"Qwen2.5-VL (model_type {', '.join(SUPPORTED_MODEL_TYPES)}); pass such a checkpoint")
+                            f"Qwen2.5-VL, Qwen2-VL and Qwen3-VL (model_type {', '.join(SUPPORTED_MODEL_TYPES)}); pass "
+                            "such a checkpoint")
     if not any(any(path.glob(pattern)) for pattern in WEIGHT_FILES):
         raise ModelNotFound(f"{path} has no weights ({', '.join(WEIGHT_FILES[:2])}): copy the checkpoint's weight "
                             "files there")
     return name
+
+
+def model_family(name: str) -> Family:
+    """The family of model ``name`` (checked by ``check_checkpoint``): known for the tiny models, else read from
+    its ``config.json`` (cheap: no weights)."""
+    if name == TINY:
+        return DEFAULT_FAMILY
+    if name in TINY_FAMILIES:
+        return FAMILIES[TINY_FAMILIES[name]]
+    return family_of(json.loads((resolve_checkpoint(name) / "config.json").read_text()))
+
+
+def check_family_options(name: str, fused_ops: bool = False, batched_vision: bool = False) -> None:
+    """Refuse options that swap Qwen2.5-VL's own modules (``models.fused``, ``models.vision``) for a model of
+    another family, where they would silently change nothing (one line naming the fix)."""
+    family = model_family(resolve_name(name))
+    if family is DEFAULT_FAMILY:
+        return
+    for flag, given in (("--fused-ops", fused_ops), ("--batched-vision", batched_vision)):
+        if given:
+            raise ValueError(f"{flag} swaps Qwen2.5-VL's modules; {name} is a {family.name} model: drop {flag}")
 
 
 def check_device(device: str | None) -> None:
@@ -137,7 +165,12 @@ def load_processor(name: str) -> Qwen2_5_VLProcessor:
     """The processor of model ``name`` alone (cheap: what decode-ahead workers build), with qwen-vl-utils'
     per-frame pixel cap, as ``load_model`` returns it."""
     name = resolve_name(name)
-    processor = build_processor() if name == TINY else AutoProcessor.from_pretrained(resolve_checkpoint(name))
+    if name == TINY:
+        processor = build_processor()
+    elif name in TINY_FAMILIES:
+        processor = build_family_processor(TINY_FAMILIES[name])
+    else:
+        processor = AutoProcessor.from_pretrained(resolve_checkpoint(name))
     processor.video_processor.cap_pixels_per_frame = True  # qwen-vl-utils' per-frame pixel cap
     return processor
 
@@ -153,18 +186,20 @@ def load_model(name: str = TINY, *, device: str = "cpu", dtype: str | torch.dtyp
     """
     name = check_checkpoint(name)
     torch_dtype = parse_dtype(dtype)
+    check_family_options(name, fused_ops)
     if fused_ops and not devices and not fused.runs_on(torch.device(device)):
         raise fused.FusedOpsError(f"--fused-ops runs Triton kernels, which need a GPU (device {device}): pass "
                                   "--device cuda or drop --fused-ops")
-    if name == TINY:
-        model, _ = build_tiny(dtype=torch_dtype)
+    if name in TINY_MODELS:
+        model, _ = build_tiny(dtype=torch_dtype) if name == TINY else build_tiny_family(name, dtype=torch_dtype)
         device_map = layer_device_map(model.config, devices) if devices else None
         model = dispatch(model, device_map) if device_map else model.to(device)
     else:
         path = resolve_checkpoint(name)
-        device_map = layer_device_map(AutoConfig.from_pretrained(path), devices) if devices else None
-        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=torch_dtype, attn_implementation="sdpa",
-                                                                   device_map=device_map)
+        config = AutoConfig.from_pretrained(path)
+        device_map = layer_device_map(config, devices) if devices else None
+        model_class = getattr(transformers, family_of(config).model_class)
+        model = model_class.from_pretrained(path, dtype=torch_dtype, attn_implementation="sdpa", device_map=device_map)
         model = model if device_map else model.to(device)
     processor = load_processor(name)
     if max_pixels is not None:

@@ -1,4 +1,5 @@
-"""AdaSpark on a Hugging Face ``Qwen2_5_VLForConditionalGeneration``, through transformers' own
+"""AdaSpark on a Hugging Face Qwen-VL model (Qwen2.5-VL, Qwen2-VL, Qwen3-VL dense and MoE: ``sparse.families``;
+the module keeps its first family's name), through transformers' own
 extension points: an attention function registered as ``"adaspark"`` (with sdpa's mask builder), the
 decoder MLPs swapped for ``SparseMLP`` (same parameters, same state-dict keys), a forward pre-hook on
 the multimodal model that reads the token layout into a new ``ForwardState`` (``sparse.state``), and one
@@ -26,6 +27,7 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.sparse.region import traced_as_one_op
+from adaspark_eval.sparse.families import Family, family_of
 from adaspark_eval.sparse.attention import AttentionRule, dense_pairs, select_units, sparse_attention
 from adaspark_eval.sparse.ffn import FfnRule
 from adaspark_eval.sparse.ffn_plan import FfnPlan, plan_ffn
@@ -67,6 +69,7 @@ class SparseRuntime:
     def __init__(self, model: nn.Module, config: AdaSparkConfig) -> None:
         self.model = model
         self.config = config
+        self.family: Family = family_of(model.config)
         self.enabled = True
         self.state = ForwardState(None)
         self.records: list[ForwardRecord] = []
@@ -87,12 +90,11 @@ class SparseRuntime:
             raise ValueError("AdaSpark is already attached to this model: change `model.adaspark.config` instead")
         register()
         self = cls(model, config or AdaSparkConfig())
-        decoder_layers = model.model.language_model.layers
-        for layer in decoder_layers:
+        for layer in self.family.decoder_layers(model):
             index = layer.self_attn.layer_idx
             layer.self_attn.adaspark = self
             self._mlps[index] = layer.mlp
-            layer.mlp = SparseMLP(layer.mlp, index, self)
+            layer.mlp = SparseMLP(layer.mlp, index, self, rows_3d=self.family.is_moe_block(layer.mlp))
             self._handles.append(
                 layer.post_attention_layernorm.register_forward_pre_hook(self._ffn_hook(index))
             )
@@ -105,7 +107,7 @@ class SparseRuntime:
         """Give the stock model back: original MLPs, attention implementation and no hooks."""
         for handle in self._handles:
             handle.remove()
-        for layer in self.model.model.language_model.layers:
+        for layer in self.family.decoder_layers(self.model):
             layer.mlp = self._mlps[layer.self_attn.layer_idx]
             del layer.self_attn.adaspark
         self.model.config.text_config._attn_implementation = self._previous_implementation
@@ -227,16 +229,25 @@ class SparseRuntime:
 
 
 class SparseMLP(nn.Module):
-    """A decoder MLP with AdaS-FFN. Holds the original MLP's children under the same names, so
-    parameters and state-dict keys are unchanged; runs the original forward when dense."""
+    """A decoder MLP (or routed-expert block) with AdaS-FFN. Holds the original module's children under the
+    same names, so parameters and state-dict keys are unchanged; runs the original forward when dense.
 
-    def __init__(self, mlp: nn.Module, layer: int, runtime: SparseRuntime) -> None:
+    ``rows_3d``: the module takes (B, S, D) only (an MoE block); the kept rows (N, D) are then given as (1, N, D).
+    The whole block, router included, runs on the kept tokens only."""
+
+    def __init__(self, mlp: nn.Module, layer: int, runtime: SparseRuntime, rows_3d: bool = False) -> None:
         super().__init__()
         for name, child in mlp.named_children():
             self.add_module(name, child)
         self._dense = (mlp,)  # a tuple: not registered twice
         self.layer = layer
         self._runtime = (runtime,)
+        self._rows_3d = rows_3d
+
+    def _rows(self, rows: Tensor) -> Tensor:
+        """The original module on ``rows`` (N, D) or (B, S, D)."""
+        dense = self._dense[0]
+        return dense(rows[None])[0] if self._rows_3d and rows.dim() == 2 else dense(rows)
 
     def forward(self, hidden: Tensor) -> Tensor:
         runtime, dense = self._runtime[0], self._dense[0]
@@ -245,7 +256,7 @@ class SparseMLP(nn.Module):
             return dense(hidden)
         functions = dispatch.ffn_functions(runtime.config.backend, hidden, runtime.state)
         with on_device(hidden.device):
-            return functions.sparse_ffn(dense, hidden, plan.keep, plan.groups, plan.compensation, kept=plan.kept())
+            return functions.sparse_ffn(self._rows if self._rows_3d else dense, hidden, plan.keep, plan.groups, plan.compensation, kept=plan.kept())
 
 
 def adaspark_attention_forward(

@@ -3,7 +3,9 @@ sequence and its layout, structured random inputs, the attention and FFN rules, 
 model's config, and the timer.
 
 A sequence of ``L`` tokens is 192 text tokens, one video of ``(L - 256) / 256`` temporal groups of 16 x 16
-LLM tokens (448 x 448 frames) and 64 text tokens; cubes are 4 x 4 x 4.
+LLM tokens (448 x 448 frames) and 64 text tokens; cubes are 4 x 4 x 4. In Qwen3-VL's form (``timestamps``)
+each temporal group is its own ``<t seconds><|vision_start|>...<|vision_end|>`` (6 timestamp tokens), so the
+same ``L`` holds fewer groups and the text after the video fills the rest.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import Tensor
 from triton.testing import do_bench
 
 from adaspark_eval.flops.dims import known_config
+from adaspark_eval.sparse.families import family_of
 from adaspark_eval.sparse import ffn as reference_ffn
 from adaspark_eval.sparse.attention import AttentionRule
 from adaspark_eval.sparse.layout import TokenLayout, build_layout
@@ -29,6 +32,8 @@ PREFIX, SUFFIX, FRAME = 192, 64, 16  # text tokens before / after the video; LLM
 CUBE = (4, 4, 4)
 DENSITIES = (0.5, 0.25, 0.1)
 LONGEST = PREFIX + SUFFIX + 511 * FRAME * FRAME  # 131,072 tokens: 2,048 candidate cubes
+STAMP = 6  # text tokens of a "<t seconds>" timestamp (Qwen3-VL)
+PREFILL_MODELS = ("qwen2.5-vl-7b", "qwen3-vl-8b")  # the whole-prefill section's architectures
 
 
 def median_ms(fn: Callable[[], Any], rep: int = 300) -> float:
@@ -36,13 +41,22 @@ def median_ms(fn: Callable[[], Any], rep: int = 300) -> float:
     return float(do_bench(fn, warmup=50, rep=rep, return_mode="median"))
 
 
-def video_inputs(tokens: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """input_ids (1, tokens) and video_grid_thw (1, 3) of the benchmark sequence (see the module doc)."""
+def video_inputs(tokens: int, device: torch.device, timestamps: bool = False) -> tuple[Tensor, Tensor]:
+    """input_ids (1, tokens) and video_grid_thw (1, 3) of the benchmark sequence (see the module doc);
+    ``timestamps``: Qwen3-VL's form, a timestamp and vision markers around each temporal group."""
     groups = (tokens - PREFIX - SUFFIX) // (FRAME * FRAME)
     if groups * FRAME * FRAME + PREFIX + SUFFIX != tokens:
         raise SystemExit(f"--lengths: {tokens} - {PREFIX + SUFFIX} must be a multiple of {FRAME * FRAME}")
     gen = torch.Generator().manual_seed(tokens)
     text = torch.randint(0, 150000, (PREFIX + SUFFIX,), generator=gen)
+    if timestamps:
+        groups = (tokens - PREFIX - SUFFIX) // (FRAME * FRAME + STAMP + 2)
+        stamps = torch.randint(0, 150000, (groups, STAMP), generator=gen)
+        video = torch.cat([torch.cat([stamps[g], torch.tensor([VISION_START]), torch.full((FRAME * FRAME,), VIDEO_TOKEN),
+                                      torch.tensor([VISION_END])]) for g in range(groups)])
+        rest = torch.randint(0, 150000, (tokens - PREFIX - video.numel(),), generator=gen)
+        ids = torch.cat([text[:PREFIX], video, rest])
+        return ids[None].to(device), torch.tensor([[groups, 2 * FRAME, 2 * FRAME]], device=device)
     ids = torch.cat([text[: PREFIX - 1], torch.tensor([VISION_START]),
                      torch.full((groups * FRAME * FRAME,), VIDEO_TOKEN), torch.tensor([VISION_END]),
                      text[PREFIX - 1 : -2]])
@@ -96,22 +110,45 @@ def ffn_rule(p: float, fixed_ratio: float | None) -> reference_ffn.FfnRule:
                                  compensation="mean")
 
 
-def prefill_config(name: str) -> transformers.Qwen2_5_VLConfig:
+def prefill_config(name: str, toy: bool = False) -> transformers.PreTrainedConfig:
     """The config of known model ``name`` for a prefill benchmark: a 1-block vision tower (unused: the
-    benchmark sequence has no pixels), 3D RoPE as the real checkpoints, sdpa attention."""
+    benchmark sequence has no pixels, so neither are Qwen3-VL's DeepStack additions), 3D RoPE as the real
+    checkpoints (Qwen3-VL's interleaved), sdpa attention. ``toy``: the same architecture 2 layers deep and
+    narrow (hidden 128, head dim 32), for a CPU test of the section."""
     config = known_config(name)
+    family = family_of(config)
+    text = config.text_config
     config.vision_config.depth = 1
-    config.vision_config.fullatt_block_indexes = [0]
-    config.text_config.rope_parameters = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]}
-    config.text_config.max_position_embeddings = 131072
+    if family.window_attention:
+        config.vision_config.fullatt_block_indexes = [0]
+        text.rope_parameters = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]}
+    else:  # Qwen3-VL
+        config.vision_config.deepstack_visual_indexes = []
+        text.rope_parameters = {"rope_type": "default", "rope_theta": 5e6, "mrope_section": [24, 20, 20],
+                                "mrope_interleaved": True}
+    if toy:
+        text.hidden_size, text.num_hidden_layers, text.intermediate_size = 128, 2, 256
+        text.num_attention_heads, text.num_key_value_heads, text.head_dim = 4, 2, 32
+        text.rope_parameters = {**text.rope_parameters, "mrope_section": [6, 5, 5] if family.deepstack else [4, 6, 6]}
+        config.vision_config.out_hidden_size = 128
+        if family.window_attention:
+            config.vision_config.hidden_size, config.vision_config.intermediate_size = 32, 64
+    text.max_position_embeddings = 131072
     config._attn_implementation = "sdpa"
     return config
 
 
-def build_7b(device: torch.device) -> transformers.Qwen2_5_VLForConditionalGeneration:
-    """Qwen2.5-VL-7B's architecture with random bf16 weights on ``device`` (``prefill_config``)."""
-    config = prefill_config("qwen2.5-vl-7b")
+def build_prefill_model(name: str, device: torch.device, toy: bool = False) -> torch.nn.Module:
+    """The architecture of known model ``name`` with random bf16 weights on ``device`` (``prefill_config``);
+    ``toy``: float32 weights (faster on a CPU)."""
+    config = prefill_config(name, toy)
     torch.manual_seed(0)
     with torch.device(device):
-        model = transformers.Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+        model = getattr(transformers, family_of(config).model_class)._from_config(
+            config, dtype=torch.float32 if toy else torch.bfloat16)
     return model.eval()
+
+
+def build_7b(device: torch.device) -> transformers.Qwen2_5_VLForConditionalGeneration:
+    """Qwen2.5-VL-7B's architecture with random bf16 weights on ``device`` (``prefill_config``)."""
+    return build_prefill_model("qwen2.5-vl-7b", device)

@@ -1,5 +1,9 @@
-"""Section ``prefill``: a whole 7B-architecture prefill with random bf16 weights, dense vs AdaSpark, with peak
-memory, with transformers' eager elementwise ops and with ``models.fused``."""
+"""Section ``prefill``: a whole prefill with random bf16 weights, dense vs AdaSpark, with peak memory: the
+Qwen2.5-VL-7B architecture with transformers' eager elementwise ops and with ``models.fused`` (which covers
+Qwen2.5-VL's modules only), and the Qwen3-VL-8B architecture (its timestamped video form, eager ops).
+
+    python benchmarks/bench_kernels.py --out OUT --sections prefill --prefill-models qwen3-vl-8b --update ...
+"""
 
 from __future__ import annotations
 
@@ -14,39 +18,59 @@ from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.flops.counter import count_sample
 from adaspark_eval.models import fused
 from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
-from benchmarks.kernel_bench.common import build_7b, relative_error, video_inputs
+from adaspark_eval.sparse.families import family_of
+from benchmarks.kernel_bench.common import PREFILL_MODELS, build_prefill_model, relative_error, video_inputs
 
 ADASPARK_SETTINGS = [{"fixed_ratio": 0.5, "select": "cube"}, {"fixed_ratio": 0.25, "select": "cube"}]  # the sparse rows
 
 
-def prefill_section(lengths: list[int], settings: list[dict[str, Any]], device: torch.device) -> list[dict[str, Any]]:
-    model = build_7b(device)
+def prefill_section(lengths: list[int], settings: list[dict[str, Any]], device: torch.device,
+                    models: tuple[str, ...] = PREFILL_MODELS, toy: bool = False) -> list[dict[str, Any]]:
+    """Rows of ``models`` (known config names) at each of ``lengths``; ``toy``: 2-layer narrow models
+    (``common.prefill_config``), which also run on the CPU (no peak memory there)."""
+    rows = []
+    for name in models:
+        model = build_prefill_model(name, device, toy)
+        rows += _model_rows(name, model, lengths, settings, device)
+        del model
+    return rows
+
+
+def _model_rows(name: str, model: torch.nn.Module, lengths: list[int], settings: list[dict[str, Any]],
+                device: torch.device) -> list[dict[str, Any]]:
+    family = family_of(model.config)
+    cuda = device.type == "cuda"
     rows = []
     for tokens in lengths:
-        ids, grid = video_inputs(tokens, device)
-        forward = functools.partial(model, input_ids=ids, video_grid_thw=grid, logits_to_keep=1, use_cache=False)
+        ids, grid = video_inputs(tokens, device, timestamps=family.timestamps)
+        extra = {"mm_token_type_ids": (ids == model.config.video_token_id).long() * 2} if family.timestamps else {}
+        forward = functools.partial(model, input_ids=ids, video_grid_thw=grid, logits_to_keep=1, use_cache=False,
+                                    **extra)
         eager_logits = None
-        for fused_ops, setting in [(f, s) for f in (False, True) for s in [{"dense": True}, *settings]]:
+        fused_choices = (False, True) if family.window_attention else (False,)  # models.fused: Qwen2.5-VL's modules
+        for fused_ops, setting in [(f, s) for f in fused_choices for s in [{"dense": True}, *settings]]:
             (fused.fuse if fused_ops else fused.unfuse)(model)
             sparse = None if setting.get("dense") else SparseRuntime.attach(model, AdaSparkConfig(**setting))
-            row = {"tokens": tokens, "fused_ops": fused_ops}
-            with torch.no_grad(), sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION],
-                                               set_priority=True):
+            row = {"model": name, "tokens": tokens, "fused_ops": fused_ops}
+            backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION] if cuda else [SDPBackend.MATH]
+            with torch.no_grad(), sdpa_kernel(backends, set_priority=True):
                 logits = forward().logits
                 if sparse is None and not fused_ops:
                     eager_logits = logits
                 elif sparse is None:
                     row["logits_relative_error_vs_eager"] = relative_error(logits, eager_logits)
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-                base = torch.cuda.memory_allocated()
+                sync = torch.cuda.synchronize if cuda else (lambda: None)
+                sync()
+                if cuda:
+                    torch.cuda.reset_peak_memory_stats()
+                base = torch.cuda.memory_allocated() if cuda else 0
                 times = []
                 for _ in range(3):
                     start = time.perf_counter()
                     forward()
-                    torch.cuda.synchronize()
+                    sync()
                     times.append((time.perf_counter() - start) * 1e3)
-                peak = torch.cuda.max_memory_allocated() - base
+                peak = torch.cuda.max_memory_allocated() - base if cuda else 0
             row.update(setting="dense (SDPA cuDNN)" if sparse is None else setting, ms=sorted(times)[1],
                        peak_activation_gib=peak / 2**30)
             if sparse is not None:

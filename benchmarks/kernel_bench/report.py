@@ -81,21 +81,26 @@ def ffn_rows(ffn: list[dict[str, Any]]) -> list[list[str]]:
 
 
 def prefill_rows(prefill: list[dict[str, Any]]) -> list[list[str]]:
-    """Speedups against the dense row of the same length and the same ``fused_ops``."""
-    dense = {(r["tokens"], r.get("fused_ops", False)): r for r in prefill if isinstance(r["setting"], str)}
+    """Speedups against the dense row of the same model, length and ``fused_ops`` (rows without a model are
+    Qwen2.5-VL-7B's, from before the section had several)."""
+    def key(r: dict[str, Any]) -> tuple[str, int, bool]:
+        return r.get("model", "qwen2.5-vl-7b"), r["tokens"], r.get("fused_ops", False)
+
+    dense = {key(r): r for r in prefill if isinstance(r["setting"], str)}
     rows = []
     for r in prefill:
-        d = dense[r["tokens"], r.get("fused_ops", False)]
+        d = dense[key(r)]
+        model = key(r)[0]
         fused_mark = " + fused ops" if r.get("fused_ops") else ""
         if r is d:
             error = r.get("logits_relative_error_vs_eager")
             note = f" (logits vs eager: {error:.1e})" if error is not None else ""
-            rows.append([str(r["tokens"]), r["setting"] + fused_mark + note, f"{r['ms']:.0f}", "1.00", "1.00",
+            rows.append([model, str(r["tokens"]), r["setting"] + fused_mark + note, f"{r['ms']:.0f}", "1.00", "1.00",
                          f"{r['peak_activation_gib']:.2f}", ""])
             continue
         speedup = d["ms"] / r["ms"]
         met = speedup >= 0.8 * r["flop_ratio"] and r["peak_activation_gib"] <= d["peak_activation_gib"]
-        rows.append([str(r["tokens"]), ", ".join(f"{k}={v}" for k, v in r["setting"].items()) + fused_mark,
+        rows.append([model, str(r["tokens"]), ", ".join(f"{k}={v}" for k, v in r["setting"].items()) + fused_mark,
                      f"{r['ms']:.0f}", f"{speedup:.2f}", f"{r['flop_ratio']:.2f}", f"{r['peak_activation_gib']:.2f}",
                      "yes" if met else "no"])
     return rows
@@ -152,12 +157,12 @@ def markdown(results: dict[str, Any]) -> str:
             out += ["", f"Group lists (once per forward, shared by all layers; not in the times above): {lists}."]
         out.append("")
     if results.get("prefill"):
-        out += ["## Whole prefill (Qwen2.5-VL-7B architecture, random bf16 weights, 28 layers)", "",
+        out += ["## Whole prefill (Qwen2.5-VL-7B and Qwen3-VL-8B architectures, random bf16 weights)", "",
                 ("Target: speedup >= 0.8 x FLOP ratio (LLM prefill FLOPs, dense / actual, 2 per multiply-add); "
                  "peak activation memory no higher than dense. Speedups are against the dense row of the same length "
                  "and the same elementwise ops: transformers' eager ones, or `models.fused` (+ fused ops: RMSNorm, "
                  "rotary embedding, SiLU-and-multiply in fused kernels, in the dense model and AdaSpark alike)."), ""]
-        out += table(["tokens", "setting", "time (ms)", "speedup", "FLOP ratio", "peak activations (GiB)", "met"],
+        out += table(["model", "tokens", "setting", "time (ms)", "speedup", "FLOP ratio", "peak activations (GiB)", "met"],
                      prefill_rows(results["prefill"]))
         out.append("")
     return "\n".join(out)

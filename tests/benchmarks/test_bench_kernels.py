@@ -9,7 +9,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parents[2]))
 from benchmarks import bench_kernels  # noqa: E402 - a script beside the package, not in it
-from benchmarks.kernel_bench import common, report  # noqa: E402
+from benchmarks.kernel_bench import common, prefill, report  # noqa: E402
 
 ENV = {"device": "GPU", "torch": "2", "triton": "3", "transformers": "5", "cuda": "13", "cudnn": 9, "python": "3",
        "command": "bench", "date": "2026-11-26 07:00 UTC"}
@@ -48,3 +48,27 @@ def test_benchmark_sequence_is_text_one_video_and_text():
     assert torch.equal(common.video_inputs(tokens, torch.device("cpu"))[0], ids)  # seeded by the length
     with pytest.raises(SystemExit, match="must be a multiple of 256"):
         common.video_inputs(tokens + 1, torch.device("cpu"))
+
+
+def test_prefill_section_runs_both_architectures_at_toy_size():
+    """The whole-prefill section on the CPU with 2-layer narrow Qwen2.5-VL-7B / Qwen3-VL-8B architectures (the
+    GPU run uses the real sizes): a dense and a sparse row per model, the sparse one with fewer FLOPs, and the
+    report's table names the model."""
+    tokens = common.PREFIX + common.SUFFIX + 4 * common.FRAME**2
+    rows = prefill.prefill_section([tokens], [{"fixed_ratio": 0.5, "select": "cube"}], torch.device("cpu"), toy=True)
+    assert [(r["model"], r["fused_ops"], isinstance(r["setting"], str)) for r in rows] == [
+        ("qwen2.5-vl-7b", False, True), ("qwen2.5-vl-7b", False, False), ("qwen2.5-vl-7b", True, True),
+        ("qwen2.5-vl-7b", True, False), ("qwen3-vl-8b", False, True), ("qwen3-vl-8b", False, False)]
+    assert all(r["flop_ratio"] > 1 for r in rows if not isinstance(r["setting"], str))
+    table = report.markdown({"environment": ENV, "prefill": rows})
+    assert "| qwen3-vl-8b | 1280 | fixed_ratio=0.5, select=cube |" in table
+
+
+def test_qwen3_benchmark_sequence_has_a_timestamp_before_each_group():
+    tokens = common.PREFIX + common.SUFFIX + 4 * common.FRAME**2
+    ids, grid = common.video_inputs(tokens, torch.device("cpu"), timestamps=True)
+    groups = grid[0, 0].item()
+    assert ids.shape == (1, tokens) and groups == 3  # 6 + 2 text tokens per group take a group's room
+    video = (ids[0] == common.VIDEO_TOKEN).nonzero().flatten()
+    assert video.numel() == groups * common.FRAME**2
+    assert (ids[0] == common.VISION_START).sum() == groups and (ids[0] == common.VISION_END).sum() == groups
