@@ -172,7 +172,7 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     check_device(options.device)
     check_fa4([p.config for p in points], options.device)
     check_checkpoint(options.model)  # config.json, architecture and weights, before the model loads
-    check_family_options(options.model, options.fused_ops, options.batched_vision)
+    check_family_options(options.model, options.fused_ops, options.batched_vision, options.decode)
     method = make_method(options.method, options.peer_settings())  # bad settings stop here, before the model loads
     from adaspark_eval.lmms.model import check_decode
 

@@ -123,7 +123,7 @@ class AdaSparkLMM(lmms):
         devices = self._place(device, device_map)
         name = check_checkpoint(str(pretrained))  # "auto" resolved: results are keyed by the model really used
         self.family = model_family(name)
-        check_family_options(name, self.fused_ops, self.batched_vision)
+        check_family_options(name, self.fused_ops, self.batched_vision, self.decode)
         # decode-ahead workers start first: they import and build their processor while the model loads
         ahead = Prefetcher(prepare, self.workers, initializer=start_worker,
                            initargs=(name, self.base_video, self.frame_cache, self.family)

@@ -122,10 +122,15 @@ def model_family(name: str) -> Family:
     return family_of(json.loads((resolve_checkpoint(name) / "config.json").read_text()))
 
 
-def check_family_options(name: str, fused_ops: bool = False, batched_vision: bool = False) -> None:
+def check_family_options(name: str, fused_ops: bool = False, batched_vision: bool = False,
+                         decode: str = "generate") -> None:
     """Refuse options that swap Qwen2.5-VL's own modules (``models.fused``, ``models.vision``) for a model of
-    another family, where they would silently change nothing (one line naming the fix)."""
+    another family, where they would silently change nothing, and ``--decode graph`` for a family it cannot
+    run (one line naming the fix)."""
     family = model_family(resolve_name(name))
+    if decode == "graph" and not family.graph_decode:
+        raise ValueError(f"--decode graph runs Qwen2.5-VL and Qwen2-VL; {name} is a {family.name} model: "
+                         "pass --decode generate")
     if family is DEFAULT_FAMILY:
         return
     for flag, given in (("--fused-ops", fused_ops), ("--batched-vision", batched_vision)):

@@ -44,6 +44,8 @@ class Family:
         processor_resizes: lmms-eval's stock class lets the processor resize the frames qwen_vl_utils already
             resized (Qwen2.5-VL, Qwen2-VL); False: it passes ``do_resize=False`` and the video kwargs (Qwen3-VL,
             whose video processor would cap the pixels of all frames together).
+        graph_decode: ``--decode graph`` (``models.graph_decode``) runs it: its text model takes the 3-D
+            rotary step and transformers' static cache as Qwen2.5-VL's does (not Qwen3-VL's).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Family:
     gated_vision_mlp: bool = False
     window_attention: bool = False
     processor_resizes: bool = True
+    graph_decode: bool = True
 
     def decoder_layers(self, model: nn.Module) -> nn.ModuleList:
         """The decoder layers of ``model`` (a ``*ForConditionalGeneration``), each with ``self_attn`` (its
@@ -76,10 +79,11 @@ FAMILIES = {
                gated_vision_mlp=True, window_attention=True),
         Family(QWEN2_VL, "qwen2_vl", "Qwen2VLForConditionalGeneration", "qwen2_vl", image_patch=14),
         Family(QWEN3_VL, "qwen3_vl", "Qwen3VLForConditionalGeneration", "qwen3_vl", image_patch=16, timestamps=True,
-               deepstack=True, system_prompt="You are a helpful assistant.", processor_resizes=False),
+               deepstack=True, system_prompt="You are a helpful assistant.", processor_resizes=False,
+               graph_decode=False),
         Family(QWEN3_VL_MOE, "qwen3_vl_moe", "Qwen3VLMoeForConditionalGeneration", "qwen3_vl", image_patch=16,
                timestamps=True, deepstack=True, moe=True, system_prompt="You are a helpful assistant.",
-               processor_resizes=False),
+               processor_resizes=False, graph_decode=False),
     )
 }
 DEFAULT_FAMILY = FAMILIES[QWEN2_5_VL]

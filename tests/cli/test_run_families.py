@@ -31,3 +31,10 @@ def test_qwen2_5_only_options_stop_for_another_family(benchmark_root: Path) -> N
     result = CliRunner().invoke(app, ["run", "--task", "videomme", "--model", "tiny-qwen3-vl", "--batched-vision",
                                       "--data-root", str(benchmark_root)])
     assert result.exit_code == 2 and "--batched-vision swaps Qwen2.5-VL's modules" in result.output
+
+
+def test_graph_decode_stops_for_qwen3_vl(benchmark_root: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "--task", "videomme", "--model", "tiny-qwen3-vl-moe", "--decode", "graph",
+                                      "--data-root", str(benchmark_root)])
+    assert result.exit_code == 2
+    assert "--decode graph runs Qwen2.5-VL and Qwen2-VL; tiny-qwen3-vl-moe is a qwen3-vl-moe model" in result.output
