@@ -29,6 +29,8 @@ class AttentionStats:
         dense_pairs: (B,) key/query pairs dense causal attention computes, over all heads.
         tokens: (B,) tokens through the q/k/v/o projections, or None for every real token (a method that
             prunes tokens, such as FastV, sets it).
+        selection_flops: (B,) FLOPs of a method's own selection work that is not ``q . kbar`` rows of the LLM's
+            head dim (VisionZip's scores in the vision encoder, DyCoke's similarities), or None.
     """
 
     kept_fraction: Tensor | None = None
@@ -40,6 +42,7 @@ class AttentionStats:
     pairs: Tensor | None = None
     dense_pairs: Tensor | None = None
     tokens: Tensor | None = None
+    selection_flops: Tensor | None = None
 
 
 @dataclass
