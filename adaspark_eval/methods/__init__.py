@@ -8,6 +8,7 @@ would pick instead, each run on the AdaSpark runtime and counted by the same FLO
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
 from torch import nn
@@ -41,6 +42,18 @@ def make_method(name: str, settings: dict[str, Any] | None = None) -> Method:
             raise ConfigError(f"{setting} is a setting of method {owner}, not {name}: pass --method {owner} or drop it"
                               if owner else f"unknown setting {setting!r} of method {name}")
     return METHODS[name].from_dict(settings or {})
+
+
+def method_grid(name: str, settings: dict[str, Any] | None = None) -> list[tuple[str, Method]]:
+    """The methods of ``settings`` whose text values may be comma-separated lists (``"0.2,0.4"``), one per
+    point of their product, each with the label of its swept values (``visionzip_keep=0.2``; "" when none)."""
+    axes = {k: [x.strip() for x in v.split(",")] if isinstance(v, str) else [v] for k, v in (settings or {}).items()}
+    swept = [k for k, values in axes.items() if len(values) > 1]
+    points = []
+    for values in itertools.product(*axes.values()):
+        chosen = dict(zip(axes, values))
+        points.append((",".join(f"{k}={chosen[k]}" for k in swept), make_method(name, chosen)))
+    return points
 
 
 def split_settings(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
