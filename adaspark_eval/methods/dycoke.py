@@ -160,7 +160,8 @@ class DyCokeRule(ReducedRule):
                 compared[b] = current.numel()
             if stale:
                 stay = int((1 - self.method.dycoke_prune) * current.numel())
-                top = torch.nonzero(candidates[b]).flatten()[torch.sort(current, descending=True, stable=True)[1][:stay]]
+                order = torch.sort(current, descending=True, stable=True)[1]
+                top = torch.nonzero(candidates[b]).flatten()[order[:stay]]
                 chosen[b] = False
                 chosen[b, top] = True
             self.previous[b:b + 1] = [current]

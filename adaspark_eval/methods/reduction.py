@@ -99,7 +99,8 @@ class ReducedRule:
     def prefill(self, inputs: dict[str, Any]) -> None:
         self.kept, self.selection_flops, self.inputs = None, None, inputs
 
-    def reduce(self, kind: str, embeds: Tensor, grids: Sequence[tuple[int, int, int]]) -> tuple[Tensor, Tensor, list[int]]:
+    def reduce(self, kind: str, embeds: Tensor, grids: Sequence[tuple[int, int, int]]
+               ) -> tuple[Tensor, Tensor, list[int]]:
         """One kind's tokens of the batch.
 
         Args:

@@ -236,9 +236,9 @@ class VisionZipRule(ReducedRule):
                 dominant, contextual = group_counts(h * w, self.keep_fraction, self.contextual)
                 group_kept, group_owner = select_group(scores[rows], metric[rows], dominant, contextual)
                 kept[rows], owner[rows] = group_kept, torch.where(group_owner >= 0, group_owner + start, -1)
-                remaining = h * w - dominant
-                if contextual and remaining:
-                    similarity += remaining * d + (remaining - min(contextual, remaining)) * min(contextual, remaining) * d
+                remaining, targets = h * w - dominant, min(contextual, h * w - dominant)
+                if targets:  # norms of the remaining keys, then the others against the targets
+                    similarity += remaining * d + (remaining - targets) * targets * d
                 start += h * w
             flops.append(MAC * (dots + similarity))
         return kept, merge_embeddings(embeds, owner), flops

@@ -25,9 +25,11 @@ FAST = ["--model", "tiny", "--task", "mlvu_dev", "--limit", "1", "--device", "cp
     (["--method", "frames", "--frame-budget", "0.5"], {"frame_budget": 0.5}, "frames frame_budget=0.5"),
     (["--method", "visionzip", "--visionzip-keep", "0.5"], {"visionzip_keep": 0.5, "visionzip_contextual": 0.15625},
      "visionzip visionzip_contextual=0.15625 visionzip_keep=0.5"),
-    (["--method", "dycoke", "--dycoke-merge", "0.5"], {"dycoke_window": 4, "dycoke_merge": 0.5, "dycoke_threshold": -1.0,
-                                                       "dycoke_layer": 3, "dycoke_prune": 0.7, "dycoke_refresh": 0.9},
-     "dycoke dycoke_layer=3 dycoke_merge=0.5 dycoke_prune=0.7 dycoke_refresh=0.9 dycoke_threshold=-1.0 dycoke_window=4"),
+    (["--method", "dycoke", "--dycoke-merge", "0.5"],
+     {"dycoke_window": 4, "dycoke_merge": 0.5, "dycoke_threshold": -1.0, "dycoke_layer": 3, "dycoke_prune": 0.7,
+      "dycoke_refresh": 0.9},
+     "dycoke dycoke_layer=3 dycoke_merge=0.5 dycoke_prune=0.7 dycoke_refresh=0.9 dycoke_threshold=-1.0 "
+     "dycoke_window=4"),
 ])
 def test_run_a_peer_method(benchmark_root: Path, tmp_path: Path, one_torch_thread, flags, config, label) -> None:
     output = tmp_path / "run"
