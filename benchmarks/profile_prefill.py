@@ -1,8 +1,9 @@
-"""Where a sparse 7B prefill spends its time: ``torch.profiler`` over one forward of Qwen2.5-VL-7B's
-architecture (random bf16 weights, the benchmark sequence of ``bench_kernels.py``), dense and with AdaSpark.
+"""Where a sparse prefill spends its time: ``torch.profiler`` over one forward of Qwen2.5-VL-7B's (or
+Qwen3-VL-8B's) architecture (random bf16 weights, the benchmark sequence of ``bench_kernels.py``), dense and
+with AdaSpark.
 
     PYTHONPATH=. python3 benchmarks/profile_prefill.py --out OUT_DIR [--tokens 65536] [--fixed-ratio 0.25]
-        [--fused-ops]
+        [--fused-ops] [--model qwen3-vl-8b]
 
 Writes ``profile_prefill.md``: per setting, the wall time of the profiled forward, the time some GPU kernel
 runs, the time none does (before the first kernel and between kernels, with the longest gaps and the kernels
@@ -28,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from adaspark_eval.config import AdaSparkConfig  # noqa: E402
 from adaspark_eval.models import fused  # noqa: E402
 from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime  # noqa: E402
-from benchmarks.kernel_bench.common import build_7b, video_inputs  # noqa: E402 - beside the package
+from adaspark_eval.sparse.families import family_of  # noqa: E402
+from benchmarks.kernel_bench.common import PREFILL_MODELS, build_prefill_model, video_inputs  # noqa: E402
 
 
 class Gap(NamedTuple):
@@ -97,14 +99,17 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--fixed-ratio", type=float, default=0.25)
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--fused-ops", action="store_true", help="models.fused kernels in both models")
+    parser.add_argument("--model", default=PREFILL_MODELS[0], choices=PREFILL_MODELS, help="the architecture")
     args = parser.parse_args(argv)
     device = torch.device("cuda")
-    model = build_7b(device)
+    model = build_prefill_model(args.model, device)
     if args.fused_ops:
         fused.fuse(model)
-    ids, grid = video_inputs(args.tokens, device)
-    forward = functools.partial(model, input_ids=ids, video_grid_thw=grid, logits_to_keep=1, use_cache=False)
-    lines = [f"# Profile of one prefill ({args.tokens} tokens, Qwen2.5-VL-7B architecture, {torch.cuda.get_device_name()})",
+    family = family_of(model.config)
+    ids, grid = video_inputs(args.tokens, device, timestamps=family.timestamps)
+    extra = {"mm_token_type_ids": (ids == model.config.video_token_id).long() * 2} if family.timestamps else {}
+    forward = functools.partial(model, input_ids=ids, video_grid_thw=grid, logits_to_keep=1, use_cache=False, **extra)
+    lines = [f"# Profile of one prefill ({args.tokens} tokens, {args.model} architecture, {torch.cuda.get_device_name()})",
              "", f"`PYTHONPATH=. python3 benchmarks/profile_prefill.py {' '.join(argv)}`", ""]
     for name, config in (("dense", None), (f"AdaSpark fixed_ratio={args.fixed_ratio}, select=cube",
                                             AdaSparkConfig(fixed_ratio=args.fixed_ratio, select="cube"))):

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from adaspark_eval.methods import Method
 
 # the homes of these import torch: methods.METHODS (its names, in order) and data.frame_cache.DEFAULT_MAX_GB
-METHOD_NAMES = ("adaspark", "dense", "topk", "window", "fastv", "frames")
+METHOD_NAMES = ("adaspark", "dense", "topk", "window", "fastv", "frames", "visionzip", "dycoke")
 DEFAULT_MAX_GB = 50.0
 
 
@@ -75,6 +75,15 @@ class RunOptions:
     fastv_layer: int | None = _flag("fastv: prune after this layer (0-based)")
     fastv_keep: float | None = _flag("fastv: fraction of visual tokens kept")
     frame_budget: float | None = _flag("frames: fraction of the full-frame dense LLM-prefill FLOPs")
+    # settings of the video token compression peers; text, so that sweep takes comma-separated lists
+    visionzip_keep: str | None = _flag("visionzip: fraction of each frame group's tokens kept (sweep: a list)")
+    visionzip_contextual: str | None = _flag("visionzip: share of the kept tokens that are merged contextual tokens")
+    dycoke_window: str | None = _flag("dycoke: frames (temporal groups) per merging window")
+    dycoke_merge: str | None = _flag("dycoke: fraction of each compared frame's tokens removed (sweep: a list)")
+    dycoke_threshold: str | None = _flag("dycoke: a token is removed only at this cosine similarity or above")
+    dycoke_layer: str | None = _flag("dycoke: decode steps read the chosen visual tokens from this layer on")
+    dycoke_prune: str | None = _flag("dycoke: fraction of visual tokens pruned from the KV cache at decode")
+    dycoke_refresh: str | None = _flag("dycoke: re-choose when the attention's cosine to the last step's is below")
     allow_outside_root: bool = field(default=False, metadata={
         "help": "read annotation videos that resolve outside their benchmark folder (.., symlinks, absolute paths; "
                 "refused by default)", "names": ("--allow-outside-root",)})
@@ -89,7 +98,10 @@ class RunOptions:
     def peer_settings(self) -> dict[str, Any]:
         """The method settings given (``--window`` ...), by setting name."""
         given = {"window": self.window, "fastv_layer": self.fastv_layer, "fastv_keep": self.fastv_keep,
-                 "frame_budget": self.frame_budget}
+                 "frame_budget": self.frame_budget,
+                 **{name: getattr(self, name) for name in ("visionzip_keep", "visionzip_contextual", "dycoke_window",
+                                                           "dycoke_merge", "dycoke_threshold", "dycoke_layer",
+                                                           "dycoke_prune", "dycoke_refresh")}}
         return {name: value for name, value in given.items() if value is not None}
 
     def video(self) -> VideoSettings:
@@ -147,12 +159,14 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     line."""
     from adaspark_eval.datasets import parse_tasks
     from adaspark_eval.evaluation.runner import check_data
-    from adaspark_eval.evaluation.sweep import grid
-    from adaspark_eval.methods import make_method
+    from adaspark_eval.evaluation.sweep import SweepPoint, grid
+    from adaspark_eval.methods import method_grid
     from adaspark_eval.models.loading import check_checkpoint, check_device, check_family_options
     from adaspark_eval.results.store import check_writable
 
-    points = grid(knobs)
+    methods = method_grid(options.method, options.peer_settings())  # bad settings stop here, before the model loads
+    points = [SweepPoint(",".join(n for n in (p.name if p.name != "default" else "", label) if n) or "default",
+                         p.config, method) for p in grid(knobs) for label, method in methods]
     if single and len(points) > 1:
         raise fail(f"{len(points)} configs given ({', '.join(p.name for p in points)}): "
                    "use `adaspark-eval sweep` for lists of values")
@@ -173,12 +187,11 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     check_fa4([p.config for p in points], options.device)
     check_checkpoint(options.model)  # config.json, architecture and weights, before the model loads
     check_family_options(options.model, options.fused_ops, options.batched_vision, options.decode)
-    method = make_method(options.method, options.peer_settings())  # bad settings stop here, before the model loads
     from adaspark_eval.lmms.model import check_decode
 
     for point in points:
-        check_decode(options.decode, method, point.config, options.device_map)
-    return Prepared(benchmarks, root, points, method, options.cache(), options.worker_count())
+        check_decode(options.decode, point.method, point.config, options.device_map)
+    return Prepared(benchmarks, root, points, methods[0][1], options.cache(), options.worker_count())
 
 
 def check_fa4(configs: list[Any], device: str | None) -> None:

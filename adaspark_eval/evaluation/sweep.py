@@ -21,6 +21,7 @@ from adaspark_eval.datasets import DATA_ROOT_ENV, Benchmark
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.evaluation.runner import environment, evaluate
 from adaspark_eval.lmms.model import AdaSparkLMM
+from adaspark_eval.methods import Method
 from adaspark_eval.lmms.task import task_manager
 from adaspark_eval.results.schema import RunSummary
 from adaspark_eval.results.store import RunStore, write_json_atomic
@@ -32,6 +33,7 @@ class SweepPoint:
 
     name: str
     config: AdaSparkConfig
+    method: Method | None = None  # a point of a method-setting list (None: the model's method)
 
 
 def grid(knobs: dict[str, str], base: AdaSparkConfig | None = None) -> list[SweepPoint]:
@@ -65,7 +67,7 @@ def sweep(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, points: 
     ``out/sweep.json`` (points, folders, shared-work counts, seconds)."""
     stores, keys = [], []
     for point in points:
-        lm.configure(point.config)
+        lm.configure(point.config, point.method)
         stores.append(RunStore(point_folder(out, point, lm.config_key)))
         keys.append(lm.config_key)
     started = time.perf_counter()
@@ -79,7 +81,7 @@ def sweep(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, points: 
         for request, prepared in lm.prepared(requests, pending, desc=f"sweep ({len(points)} points)"):
             lm.shared.next_sample()
             for index, (point, store) in enumerate(zip(points, stores)):
-                lm.configure(point.config)
+                lm.configure(point.config, point.method)
                 lm.store = store
                 lm.answer_request(request, prepared if share or index == 0 else None)  # --no-share: decode again
                 if not share:
@@ -87,11 +89,12 @@ def sweep(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, points: 
     answered = time.perf_counter() - started
     summaries = []
     for point, store in zip(points, stores):
-        lm.configure(point.config)
+        lm.configure(point.config, point.method)
         lm.store = store
         summaries.append(evaluate(lm, benchmarks, root, limit=limit))
     write_json_atomic(out / "sweep.json", {
-        "points": [{"name": p.name, "config": p.config.to_dict(), "folder": str(s.folder)} for p, s in zip(points, stores)],
+        "points": [{"name": p.name, "config": p.config.to_dict(), "folder": str(s.folder),
+                    **({"method": p.method.settings()} if p.method else {})} for p, s in zip(points, stores)],
         "tasks": [b.name for b in benchmarks], "limit": limit, "share": share,
         "shared_work": {"computed": lm.shared.computed, "reused": lm.shared.reused},
         "answer_seconds": round(answered, 3), "total_seconds": round(time.perf_counter() - started, 3),

@@ -85,6 +85,7 @@ def _forward(dims: ModelDims, record: ForwardRecord, b: int) -> tuple[dict[str, 
         pairs=total([a.pairs for a in attention]), ffn_tokens=ffn_total(False, True), moe_tokens=ffn_total(True, True),
         selection_vectors=total([v for a in attention for v in (a.score_dots, a.key_means, a.query_means)]),
         logit_rows=rows)
+    actual["selection"] += total([a.selection_flops for a in attention])
     dense = llm_forward_flops(dims.text, tokens=tokens, pairs=total([a.dense_pairs for a in attention]),
                               ffn_tokens=ffn_total(False, False), moe_tokens=ffn_total(True, False),
                               selection_vectors=0, logit_rows=rows)

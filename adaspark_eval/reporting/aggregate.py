@@ -135,6 +135,8 @@ def layer_profile(results: Results, series: str = MAIN_SERIES) -> pd.DataFrame:
     """Mean kept-cube and FFN-active fraction per (p, layer) over every sample of the configs of
     ``series``; columns ``p``, ``layer``, ``kept_cube_fraction``, ``ffn_active_fraction``."""
     table = configs(results)
+    if "p" not in table:  # no AdaSpark run (peer methods only): no profile
+        return pd.DataFrame(columns=["p", "layer", "kept_cube_fraction", "ffn_active_fraction"])
     chosen = table.loc[table["series"] == series, "p"]
     layers = results.layers[results.layers["config_key"].isin(chosen.index)]
     layers = layers.assign(p=layers["config_key"].map(chosen))

@@ -32,6 +32,8 @@ class AttentionStats:
         kept_units / block_units: (B,) (query unit, key unit) pairs kept, and those the attention kernel computes
             (``backend=fa4`` with 64-token cubes: the union of the two cubes of a query block, the extra work);
             None for the other kernels, which compute the kept ones only.
+        selection_flops: (B,) FLOPs of a method's own selection work that is not ``q . kbar`` rows of the LLM's
+            head dim (VisionZip's scores in the vision encoder, DyCoke's similarities), or None.
     """
 
     kept_fraction: Tensor | None = None
@@ -45,6 +47,7 @@ class AttentionStats:
     tokens: Tensor | None = None
     kept_units: Tensor | None = None
     block_units: Tensor | None = None
+    selection_flops: Tensor | None = None
 
 
 @dataclass

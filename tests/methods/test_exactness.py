@@ -16,6 +16,8 @@ NO_OPS = [
     ("window", {"window": 8}, {"cube": (2, 2, 2)}),  # 8 time steps: every slab of both videos
     ("fastv", {"fastv_keep": 1.0}, {}),
     ("frames", {"frame_budget": 1.0}, {}),
+    ("visionzip", {"visionzip_keep": 1.0}, {}),
+    ("dycoke", {"dycoke_merge": 0.0, "dycoke_prune": 0.0}, {}),
 ]
 
 

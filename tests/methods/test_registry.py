@@ -10,8 +10,13 @@ from adaspark_eval.reporting.labels import config_label, flat_knobs
 
 
 def test_every_method_is_registered_with_defaults() -> None:
-    assert list(METHODS) == ["adaspark", "dense", "topk", "window", "fastv", "frames"]
-    assert SETTINGS == {"window": "window", "fastv_layer": "fastv", "fastv_keep": "fastv", "frame_budget": "frames"}
+    assert list(METHODS)[:6] == ["adaspark", "dense", "topk", "window", "fastv", "frames"]
+    assert {"visionzip", "dycoke"} <= set(METHODS)
+    assert {k: v for k, v in SETTINGS.items() if v in ("window", "fastv", "frames")} == \
+        {"window": "window", "fastv_layer": "fastv", "fastv_keep": "fastv", "frame_budget": "frames"}
+    assert make_method("visionzip").settings() == {"visionzip_keep": 0.333, "visionzip_contextual": 0.15625}
+    assert make_method("dycoke").settings() == {"dycoke_window": 4, "dycoke_merge": 0.7, "dycoke_threshold": -1.0,
+                                                "dycoke_layer": 3, "dycoke_prune": 0.7, "dycoke_refresh": 0.9}
     assert make_method("fastv").settings() == {"fastv_layer": 2, "fastv_keep": 0.5}
 
 

@@ -23,6 +23,13 @@ FAST = ["--model", "tiny", "--task", "mlvu_dev", "--limit", "1", "--device", "cp
     (["--method", "fastv", "--fastv-layer", "0", "--fastv-keep", "0.25"], {"fastv_layer": 0, "fastv_keep": 0.25},
      "fastv fastv_keep=0.25 fastv_layer=0"),
     (["--method", "frames", "--frame-budget", "0.5"], {"frame_budget": 0.5}, "frames frame_budget=0.5"),
+    (["--method", "visionzip", "--visionzip-keep", "0.5"], {"visionzip_keep": 0.5, "visionzip_contextual": 0.15625},
+     "visionzip visionzip_contextual=0.15625 visionzip_keep=0.5"),
+    (["--method", "dycoke", "--dycoke-merge", "0.5"],
+     {"dycoke_window": 4, "dycoke_merge": 0.5, "dycoke_threshold": -1.0, "dycoke_layer": 3, "dycoke_prune": 0.7,
+      "dycoke_refresh": 0.9},
+     "dycoke dycoke_layer=3 dycoke_merge=0.5 dycoke_prune=0.7 dycoke_refresh=0.9 dycoke_threshold=-1.0 "
+     "dycoke_window=4"),
 ])
 def test_run_a_peer_method(benchmark_root: Path, tmp_path: Path, one_torch_thread, flags, config, label) -> None:
     output = tmp_path / "run"
@@ -62,3 +69,22 @@ def test_frames_budget_applies_to_the_frames_each_file_gives(benchmark_root: Pat
     [record] = read_samples(output / "samples.jsonl")
     assert record["frames_read"] == 2 and record["error"] is None
     assert 0 < record["flops"]["llm_prefill"]["reduction"] < 1
+
+
+def test_sweep_over_a_method_setting(benchmark_root: Path, tmp_path: Path, one_torch_thread) -> None:
+    """A comma-separated method setting is one sweep point each (``run`` refuses it in one line)."""
+    output = tmp_path / "sweep"
+    result = CliRunner().invoke(app, ["sweep", "--data-root", str(benchmark_root), "--output", str(output), *FAST,
+                                      "--method", "visionzip", "--visionzip-keep", "0.5,0.25"])
+    assert result.exit_code == 0, result.output
+    points = json.loads((output / "sweep.json").read_text())["points"]
+    assert [p["name"] for p in points] == ["visionzip_keep=0.5", "visionzip_keep=0.25"]
+    reductions = []
+    for point in points:
+        [record] = read_samples(Path(point["folder"]) / "samples.jsonl")
+        assert record["method"] == "visionzip" and record["error"] is None
+        reductions.append(record["flops"]["llm_prefill"]["reduction"])
+    assert 0 < reductions[0] < reductions[1] < 1
+    refused = CliRunner().invoke(app, ["run", "--data-root", str(benchmark_root), *FAST, "--method", "visionzip",
+                                       "--visionzip-keep", "0.5,0.25"])
+    assert refused.exit_code == 2 and "use `adaspark-eval sweep` for lists of values" in refused.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -66,3 +67,15 @@ def test_niah_heatmap_uses_the_circular_rule(results: Results) -> None:
 def test_figures_skip_what_the_runs_lack(results_tree: Path, tmp_path: Path) -> None:
     shutil.copytree(results_tree / "dense/part1", tmp_path / "dense")  # no layers, no VideoNIAH
     assert list(figures(load_results(tmp_path))) == ["accuracy_vs_flops_videomme", "accuracy_vs_flops_mlvu_dev"]
+
+
+def test_figures_of_peer_methods_alone(results_tree: Path, tmp_path: Path) -> None:
+    """Runs whose configs hold no AdaSpark ``p`` (VisionZip's, DyCoke's settings only) have no layer profile
+    and still plot."""
+    run = next(p for p in (results_tree / "peers").iterdir() if p.is_dir())
+    shutil.copytree(run, tmp_path / "peer")
+    summary = tmp_path / "peer" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "config": {"visionzip_keep": 0.5}}))
+    results = load_results(tmp_path)
+    assert layer_profile(results).empty
+    assert "accuracy_vs_flops_videoniah" in figures(results)
