@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from adaspark_eval.methods import Method
 
 # the homes of these import torch: methods.METHODS (its names, in order) and data.frame_cache.DEFAULT_MAX_GB
-METHOD_NAMES = ("adaspark", "dense", "topk", "window", "fastv", "frames")
+METHOD_NAMES = ("adaspark", "dense", "topk", "window", "fastv", "frames", "xattention", "flexprefill")
 DEFAULT_MAX_GB = 50.0
+PEER_TEXT_SETTINGS = ("xattn_threshold", "xattn_stride", "xattn_block", "flex_gamma", "flex_tau", "flex_min_budget",
+                      "flex_block")
 
 
 def _flag(help: str, **option: Any) -> Any:
@@ -71,6 +73,14 @@ class RunOptions:
     fastv_layer: int | None = _flag("fastv: prune after this layer (0-based)")
     fastv_keep: float | None = _flag("fastv: fraction of visual tokens kept")
     frame_budget: float | None = _flag("frames: fraction of the full-frame dense LLM-prefill FLOPs")
+    # text-typed: sweep takes comma-separated values (methods.from_dict reads the numbers)
+    xattn_threshold: str | None = _flag("xattention: cumulative block-score threshold in (0, 1] (0.9)")
+    xattn_stride: str | None = _flag("xattention: antidiagonal stride (16)")
+    xattn_block: str | None = _flag("xattention: block size in tokens, a multiple of the stride (128)")
+    flex_gamma: str | None = _flag("flexprefill: cumulative-attention threshold in (0, 1] (0.9)")
+    flex_tau: str | None = _flag("flexprefill: Jensen-Shannon distance below which a head is query-aware (0.1)")
+    flex_min_budget: str | None = _flag("flexprefill: vertical and slash lines kept at least per head (1024)")
+    flex_block: str | None = _flag("flexprefill: block size in tokens (128)")
     allow_outside_root: bool = field(default=False, metadata={
         "help": "read annotation videos that resolve outside their benchmark folder (.., symlinks, absolute paths; "
                 "refused by default)", "names": ("--allow-outside-root",)})
@@ -86,6 +96,7 @@ class RunOptions:
         """The method settings given (``--window`` ...), by setting name."""
         given = {"window": self.window, "fastv_layer": self.fastv_layer, "fastv_keep": self.fastv_keep,
                  "frame_budget": self.frame_budget}
+        given.update({name: getattr(self, name) for name in PEER_TEXT_SETTINGS})
         return {name: value for name, value in given.items() if value is not None}
 
     def video(self) -> VideoSettings:
@@ -143,12 +154,11 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     line."""
     from adaspark_eval.datasets import parse_tasks
     from adaspark_eval.evaluation.runner import check_data
-    from adaspark_eval.evaluation.sweep import grid
-    from adaspark_eval.methods import make_method
+    from adaspark_eval.evaluation.sweep import grid, with_methods
     from adaspark_eval.models.loading import check_checkpoint, check_device
     from adaspark_eval.results.store import check_writable
 
-    points = grid(knobs)
+    points = with_methods(grid(knobs), options.method, options.peer_settings())  # bad settings stop here
     if single and len(points) > 1:
         raise fail(f"{len(points)} configs given ({', '.join(p.name for p in points)}): "
                    "use `adaspark-eval sweep` for lists of values")
@@ -167,8 +177,7 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
         check_writable(options.output)
     check_device(options.device)
     check_checkpoint(options.model)  # config.json, architecture and weights, before the model loads
-    method = make_method(options.method, options.peer_settings())  # bad settings stop here, before the model loads
-    return Prepared(benchmarks, root, points, method, options.cache(), options.worker_count())
+    return Prepared(benchmarks, root, points, points[0].method, options.cache(), options.worker_count())
 
 
 def load_lmm(prepared: Prepared, options: RunOptions) -> AdaSparkLMM:

@@ -18,20 +18,23 @@ from pathlib import Path
 from typing import Any
 
 from adaspark_eval.datasets import DATA_ROOT_ENV, Benchmark
-from adaspark_eval.config import AdaSparkConfig
+from adaspark_eval.config import AdaSparkConfig, ConfigError
 from adaspark_eval.evaluation.runner import environment, evaluate
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.lmms.task import task_manager
+from adaspark_eval.methods import Method, make_method
 from adaspark_eval.results.schema import RunSummary
 from adaspark_eval.results.store import RunStore, write_json_atomic
 
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One config of a grid; ``name`` lists the swept knobs' values (``p=0.8,cube=2x2x2``)."""
+    """One config of a grid; ``name`` lists the swept knobs' and method settings' values (``p=0.8,cube=2x2x2``);
+    ``method``: the point's method (None: the one the model was loaded with)."""
 
     name: str
     config: AdaSparkConfig
+    method: Method | None = None
 
 
 def grid(knobs: dict[str, str], base: AdaSparkConfig | None = None) -> list[SweepPoint]:
@@ -53,6 +56,26 @@ def grid(knobs: dict[str, str], base: AdaSparkConfig | None = None) -> list[Swee
     return points
 
 
+def with_methods(points: Sequence[SweepPoint], method: str, settings: dict[str, Any]) -> list[SweepPoint]:
+    """``points`` times the methods ``method`` with ``settings`` (setting -> value or comma-separated values, each
+    list an axis, as knobs are); each point carries its method and names the swept settings after the knobs.
+    Raises ``ConfigError`` for a bad setting, naming it."""
+    axes = {name: [v.strip() for v in str(value).split(",")] for name, value in settings.items()}
+    swept = [name for name, values in axes.items() if len(values) > 1]
+    combined = []
+    for values in itertools.product(*axes.values()):
+        chosen = dict(zip(axes, values))
+        label = ",".join(f"{k}={chosen[k]}" for k in swept)
+        peer = make_method(method, chosen)
+        if swept and (type(peer).video is not Method.video or type(peer).frames_for is not Method.frames_for):
+            raise ConfigError(f"method {method} reads videos by its settings, and a sweep shares decoded videos "
+                              f"between its points: evaluate each value of {', '.join(swept)} with `adaspark-eval run`")
+        for point in points:
+            name = ",".join(part for part in (point.name if point.name != "default" else "", label) if part)
+            combined.append(SweepPoint(name=name or "default", config=point.config, method=peer))
+    return combined
+
+
 def point_folder(root: Path, point: SweepPoint, config_key: str) -> Path:
     """``root/<point name>-<config key>``: readable, and distinct for every config."""
     safe = "".join(c if c.isalnum() or c in ".=-" else "_" for c in point.name)
@@ -65,7 +88,7 @@ def sweep(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, points: 
     ``out/sweep.json`` (points, folders, shared-work counts, seconds)."""
     stores, keys = [], []
     for point in points:
-        lm.configure(point.config)
+        lm.configure(point.config, point.method)
         stores.append(RunStore(point_folder(out, point, lm.config_key)))
         keys.append(lm.config_key)
     started = time.perf_counter()
@@ -79,7 +102,7 @@ def sweep(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, points: 
         for request, prepared in lm.prepared(requests, pending, desc=f"sweep ({len(points)} points)"):
             lm.shared.next_sample()
             for index, (point, store) in enumerate(zip(points, stores)):
-                lm.configure(point.config)
+                lm.configure(point.config, point.method)
                 lm.store = store
                 lm.answer_request(request, prepared if share or index == 0 else None)  # --no-share: decode again
                 if not share:
@@ -87,11 +110,13 @@ def sweep(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, points: 
     answered = time.perf_counter() - started
     summaries = []
     for point, store in zip(points, stores):
-        lm.configure(point.config)
+        lm.configure(point.config, point.method)
         lm.store = store
         summaries.append(evaluate(lm, benchmarks, root, limit=limit))
     write_json_atomic(out / "sweep.json", {
-        "points": [{"name": p.name, "config": p.config.to_dict(), "folder": str(s.folder)} for p, s in zip(points, stores)],
+        "points": [{"name": p.name, "config": p.config.to_dict(), "folder": str(s.folder),
+                    **({"method": {"name": p.method.name, **p.method.settings()}} if p.method else {})}
+                   for p, s in zip(points, stores)],
         "tasks": [b.name for b in benchmarks], "limit": limit, "share": share,
         "shared_work": {"computed": lm.shared.computed, "reused": lm.shared.reused},
         "answer_seconds": round(answered, 3), "total_seconds": round(time.perf_counter() - started, 3),

@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 
 def js_distance(p: Tensor, q: Tensor) -> Tensor:
     """Square root of the Jensen-Shannon divergence (natural log) of distributions ``p``, ``q`` (..., N)."""
-    m = (p + q) / 2
-    divergence = 0.5 * torch.xlogy(p, p / m.clamp_min(1e-30)).sum(-1) + 0.5 * torch.xlogy(q, q / m.clamp_min(1e-30)).sum(-1)
+    m = ((p + q) / 2).clamp_min(1e-30)
+    divergence = 0.5 * torch.xlogy(p, p / m).sum(-1) + 0.5 * torch.xlogy(q, q / m).sum(-1)
     return divergence.clamp_min(0).sqrt()
 
 
@@ -177,8 +177,8 @@ def flexprefill_blocks(query: Tensor, key: Tensor, real: Tensor, block: int, gam
 
 
 class FlexPrefillRule:
-    """FlexPrefill on ``runtime``'s prefills; ``query_aware``: (B, H) heads of the last layer run that chose the
-    query-aware pattern (for inspection)."""
+    """FlexPrefill on ``runtime``'s prefills; of each layer of the last prefill, ``query_aware``: (B, H) heads that
+    chose the query-aware pattern, ``blocks``: (B, H, Qb, Kb) kept blocks (for inspection)."""
 
     def __init__(self, runtime: SparseRuntime, gamma: float, tau: float, budget: int, block: int) -> None:
         self.runtime = runtime
@@ -186,10 +186,11 @@ class FlexPrefillRule:
         self.tau = tau
         self.budget = budget
         self.block = block
-        self.query_aware: Tensor | None = None
+        self.query_aware: dict[int, Tensor] = {}
+        self.blocks: dict[int, Tensor] = {}
 
     def prefill(self, inputs: dict[str, Any]) -> None:
-        self.query_aware = None
+        self.query_aware, self.blocks = {}, {}
 
     def attend(self, layer: int, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
                scaling: float) -> tuple[Tensor, AttentionStats] | None:
@@ -199,8 +200,9 @@ class FlexPrefillRule:
         if num_blocks(query.shape[2], self.block) < 2:
             return None
         real = self.runtime.layout_on(query.device).unit != PAD
-        keep, self.query_aware, costs = flexprefill_blocks(query, key, real, self.block, self.gamma, self.tau,
-                                                           self.budget, scaling)
+        keep, self.query_aware[layer], costs = flexprefill_blocks(query, key, real, self.block, self.gamma, self.tau,
+                                                                  self.budget, scaling)
+        self.blocks[layer] = keep
         output, stats = attend_blocks(query, key, value, attention_mask, keep, self.block,
                                       self.runtime.config.query_chunk, scaling, real)
         stats.score_dots, stats.key_means, stats.query_means = costs.score_dots, costs.key_means, costs.query_means

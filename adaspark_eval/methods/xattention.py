@@ -92,16 +92,17 @@ def threshold_blocks(scores: Tensor, threshold: float) -> Tensor:
 
 
 class XAttentionRule:
-    """XAttention on ``runtime``'s prefills."""
+    """XAttention on ``runtime``'s prefills; ``blocks``: the kept blocks of each layer of the last prefill."""
 
     def __init__(self, runtime: SparseRuntime, threshold: float, stride: int, block: int) -> None:
         self.runtime = runtime
         self.threshold = threshold
         self.stride = stride
         self.block = block
+        self.blocks: dict[int, Tensor] = {}  # layer -> (B, H, Qb, Kb) kept blocks of the prefill in flight
 
     def prefill(self, inputs: dict[str, Any]) -> None:
-        return None
+        self.blocks = {}
 
     def attend(self, layer: int, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
                scaling: float) -> tuple[Tensor, AttentionStats] | None:
@@ -115,6 +116,7 @@ class XAttentionRule:
         scores, dots = antidiagonal_scores(query, key, real, self.block, self.stride, scaling,
                                            max(1, chunk // self.block))
         keep = threshold_blocks(scores, self.threshold)
+        self.blocks[layer] = keep
         output, stats = attend_blocks(query, key, value, attention_mask, keep, self.block, chunk, scaling, real)
         stats.score_dots = dots
         return output, stats

@@ -23,6 +23,12 @@ FAST = ["--model", "tiny", "--task", "mlvu_dev", "--limit", "1", "--device", "cp
     (["--method", "fastv", "--fastv-layer", "0", "--fastv-keep", "0.25"], {"fastv_layer": 0, "fastv_keep": 0.25},
      "fastv fastv_keep=0.25 fastv_layer=0"),
     (["--method", "frames", "--frame-budget", "0.5"], {"frame_budget": 0.5}, "frames frame_budget=0.5"),
+    (["--method", "xattention", "--xattn-threshold", "0.5", "--xattn-block", "8", "--xattn-stride", "4"],
+     {"xattn_threshold": 0.5, "xattn_block": 8, "xattn_stride": 4},
+     "xattention xattn_block=8 xattn_stride=4 xattn_threshold=0.5"),
+    (["--method", "flexprefill", "--flex-gamma", "0.5", "--flex-block", "8", "--flex-min-budget", "1"],
+     {"flex_gamma": 0.5, "flex_tau": 0.1, "flex_min_budget": 1, "flex_block": 8},
+     "flexprefill flex_block=8 flex_gamma=0.5 flex_min_budget=1 flex_tau=0.1"),
 ])
 def test_run_a_peer_method(benchmark_root: Path, tmp_path: Path, one_torch_thread, flags, config, label) -> None:
     output = tmp_path / "run"
@@ -43,6 +49,8 @@ def test_run_a_peer_method(benchmark_root: Path, tmp_path: Path, one_torch_threa
     (["--method", "fastv", "--window", "1"], "error: window is a setting of method window, not fastv"),
     (["--method", "sparse"], "error: unknown method 'sparse': choose from adaspark, dense, topk"),
     (["--method", "topk"], "error: method topk keeps a fixed fraction of cubes and tokens: pass --fixed-ratio R"),
+    (["--method", "xattention", "--xattn-threshold", "0.5,0.9"], "error: 2 configs given (xattn_threshold=0.5, "
+                                                                  "xattn_threshold=0.9): use `adaspark-eval sweep`"),
 ])
 def test_bad_method_input_is_one_line(benchmark_root: Path, flags, message) -> None:
     result = CliRunner().invoke(app, ["run", "--data-root", str(benchmark_root), *FAST, *flags])
