@@ -204,7 +204,7 @@ class FlexPrefillRule:
                                                                   self.budget, scaling)
         self.blocks[layer] = keep
         output, stats = attend_blocks(query, key, value, attention_mask, keep, self.block,
-                                      self.runtime.config.query_chunk, scaling, real)
+                                      self.runtime.config.query_chunk, scaling, real, self.runtime.config.backend)
         stats.score_dots, stats.key_means, stats.query_means = costs.score_dots, costs.key_means, costs.query_means
         return output, stats
 

@@ -117,7 +117,8 @@ class XAttentionRule:
                                            max(1, chunk // self.block))
         keep = threshold_blocks(scores, self.threshold)
         self.blocks[layer] = keep
-        output, stats = attend_blocks(query, key, value, attention_mask, keep, self.block, chunk, scaling, real)
+        output, stats = attend_blocks(query, key, value, attention_mask, keep, self.block, chunk, scaling, real,
+                                      self.runtime.config.backend)
         stats.score_dots = dots
         return output, stats
 

@@ -64,5 +64,10 @@ def test_attention_over_kept_blocks_equals_masked_attention() -> None:
     probs = torch.softmax((query @ k.transpose(-1, -2) * 0.3).masked_fill(~mask, -torch.inf), dim=-1)
     torch.testing.assert_close(output, (probs @ v).transpose(1, 2))
     assert stats.pairs.tolist() == [int(mask.sum())]
+    # with transformers' boolean mask the pairs are counted token by token: the same
+    causal = (pos[None, :] <= pos[:, None])[None, None]
+    masked, masked_stats = attend_blocks(query, key, value, causal, keep, block, 4, 0.3, real)
+    torch.testing.assert_close(masked, output)
+    assert masked_stats.pairs.tolist() == [int(mask.sum())]
     kept = (keep & causal_blocks(blocks)).sum(dim=-1) / causal_blocks(blocks).sum(dim=-1)
     torch.testing.assert_close(stats.kept_fraction, kept[0].mean(dim=-1))
