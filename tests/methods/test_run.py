@@ -70,3 +70,16 @@ def test_frames_budget_applies_to_the_frames_each_file_gives(benchmark_root: Pat
     [record] = read_samples(output / "samples.jsonl")
     assert record["frames_read"] == 2 and record["error"] is None
     assert 0 < record["flops"]["llm_prefill"]["reduction"] < 1
+
+
+def test_sparse_prefill_peers_from_lmms_eval_model_args() -> None:
+    from adaspark_eval.lmms.model import AdaSparkLMM
+
+    # values as lmms-eval parses them (numbers), as the model args `method=xattention,xattn_threshold=0.5,...`
+    lm = AdaSparkLMM.from_model_args({"pretrained": "tiny", "device": "cpu", "dtype": "float32", "workers": 0,
+                                      "method": "flexprefill", "flex_gamma": 0.5, "flex_block": 16})
+    try:
+        assert lm.method.settings() == {"flex_gamma": 0.5, "flex_tau": 0.1, "flex_min_budget": 1024, "flex_block": 16}
+        assert lm.config_key.startswith("flexprefill-") and lm.sparse.rule is not None
+    finally:
+        lm.close()
