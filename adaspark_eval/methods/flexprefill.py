@@ -216,7 +216,7 @@ class FlexPrefillRule:
 class FlexPrefill(Method):
     """FlexPrefill with blocks of ``flex_block`` positions, cumulative-attention threshold ``flex_gamma``,
     Jensen-Shannon threshold ``flex_tau`` and at least ``flex_min_budget`` vertical and slash lines per head.
-    Defaults: the authors' (gamma 0.9, tau 0.1, blocks of 128, 1,024 lines at least)."""
+    Defaults: the authors' settings for Qwen2-7B (gamma 0.9, tau 0.1, blocks of 128, a minimum budget of 1,024)."""
 
     name = "flexprefill"
     summary = "FlexPrefill: per head query-aware or vertical-slash blocks reaching --flex-gamma of the attention"
