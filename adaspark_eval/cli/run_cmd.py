@@ -30,8 +30,12 @@ if TYPE_CHECKING:
     from adaspark_eval.methods import Method
 
 # the homes of these import torch: methods.METHODS (its names, in order) and data.frame_cache.DEFAULT_MAX_GB
-METHOD_NAMES = ("adaspark", "dense", "topk", "window", "fastv", "frames", "visionzip", "dycoke")
+METHOD_NAMES = ("adaspark", "dense", "topk", "window", "fastv", "frames", "xattention", "flexprefill",
+                "visionzip", "dycoke")
 DEFAULT_MAX_GB = 50.0
+PEER_TEXT_SETTINGS = ("xattn_threshold", "xattn_stride", "xattn_block", "flex_gamma", "flex_tau", "flex_min_budget",
+                      "flex_block", "visionzip_keep", "visionzip_contextual", "dycoke_window", "dycoke_merge",
+                      "dycoke_threshold", "dycoke_layer", "dycoke_prune", "dycoke_refresh")
 
 
 def _flag(help: str, **option: Any) -> Any:
@@ -84,6 +88,14 @@ class RunOptions:
     dycoke_layer: str | None = _flag("dycoke: decode steps read the chosen visual tokens from this layer on")
     dycoke_prune: str | None = _flag("dycoke: fraction of visual tokens pruned from the KV cache at decode")
     dycoke_refresh: str | None = _flag("dycoke: re-choose when the attention's cosine to the last step's is below")
+    # text-typed: sweep takes comma-separated values (methods.from_dict reads the numbers)
+    xattn_threshold: str | None = _flag("xattention: cumulative block-score threshold in (0, 1] (0.9)")
+    xattn_stride: str | None = _flag("xattention: antidiagonal stride (16)")
+    xattn_block: str | None = _flag("xattention: block size in tokens, a multiple of the stride (128)")
+    flex_gamma: str | None = _flag("flexprefill: cumulative-attention threshold in (0, 1] (0.9)")
+    flex_tau: str | None = _flag("flexprefill: Jensen-Shannon distance below which a head is query-aware (0.1)")
+    flex_min_budget: str | None = _flag("flexprefill: vertical and slash lines kept at least per head (1024)")
+    flex_block: str | None = _flag("flexprefill: block size in tokens (128)")
     allow_outside_root: bool = field(default=False, metadata={
         "help": "read annotation videos that resolve outside their benchmark folder (.., symlinks, absolute paths; "
                 "refused by default)", "names": ("--allow-outside-root",)})
@@ -98,10 +110,8 @@ class RunOptions:
     def peer_settings(self) -> dict[str, Any]:
         """The method settings given (``--window`` ...), by setting name."""
         given = {"window": self.window, "fastv_layer": self.fastv_layer, "fastv_keep": self.fastv_keep,
-                 "frame_budget": self.frame_budget,
-                 **{name: getattr(self, name) for name in ("visionzip_keep", "visionzip_contextual", "dycoke_window",
-                                                           "dycoke_merge", "dycoke_threshold", "dycoke_layer",
-                                                           "dycoke_prune", "dycoke_refresh")}}
+                 "frame_budget": self.frame_budget}
+        given.update({name: getattr(self, name) for name in PEER_TEXT_SETTINGS})
         return {name: value for name, value in given.items() if value is not None}
 
     def video(self) -> VideoSettings:
@@ -159,14 +169,11 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     line."""
     from adaspark_eval.datasets import parse_tasks
     from adaspark_eval.evaluation.runner import check_data
-    from adaspark_eval.evaluation.sweep import SweepPoint, grid
-    from adaspark_eval.methods import method_grid
+    from adaspark_eval.evaluation.sweep import grid, with_methods
     from adaspark_eval.models.loading import check_checkpoint, check_device, check_family_options
     from adaspark_eval.results.store import check_writable
 
-    methods = method_grid(options.method, options.peer_settings())  # bad settings stop here, before the model loads
-    points = [SweepPoint(",".join(n for n in (p.name if p.name != "default" else "", label) if n) or "default",
-                         p.config, method) for p in grid(knobs) for label, method in methods]
+    points = with_methods(grid(knobs), options.method, options.peer_settings())  # bad settings stop here
     if single and len(points) > 1:
         raise fail(f"{len(points)} configs given ({', '.join(p.name for p in points)}): "
                    "use `adaspark-eval sweep` for lists of values")
@@ -191,7 +198,7 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
 
     for point in points:
         check_decode(options.decode, point.method, point.config, options.device_map)
-    return Prepared(benchmarks, root, points, methods[0][1], options.cache(), options.worker_count())
+    return Prepared(benchmarks, root, points, points[0].method, options.cache(), options.worker_count())
 
 
 def check_fa4(configs: list[Any], device: str | None) -> None:

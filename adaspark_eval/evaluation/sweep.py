@@ -18,18 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from adaspark_eval.datasets import DATA_ROOT_ENV, Benchmark
-from adaspark_eval.config import AdaSparkConfig
+from adaspark_eval.config import AdaSparkConfig, ConfigError
 from adaspark_eval.evaluation.runner import environment, evaluate
 from adaspark_eval.lmms.model import AdaSparkLMM
-from adaspark_eval.methods import Method
 from adaspark_eval.lmms.task import task_manager
+from adaspark_eval.methods import Method, method_grid
 from adaspark_eval.results.schema import RunSummary
 from adaspark_eval.results.store import RunStore, write_json_atomic
 
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One config of a grid; ``name`` lists the swept knobs' values (``p=0.8,cube=2x2x2``)."""
+    """One config of a grid; ``name`` lists the swept knobs' and method settings' values (``p=0.8,cube=2x2x2``);
+    ``method``: the point's method (None: the one the model was loaded with)."""
 
     name: str
     config: AdaSparkConfig
@@ -53,6 +54,25 @@ def grid(knobs: dict[str, str], base: AdaSparkConfig | None = None) -> list[Swee
         name = ",".join(f"{k}={chosen[k]}" for k in swept) or "default"
         points.append(SweepPoint(name=name, config=config))
     return points
+
+
+def with_methods(points: Sequence[SweepPoint], method: str, settings: dict[str, Any]) -> list[SweepPoint]:
+    """``points`` times the methods ``method`` with ``settings`` (setting -> value or comma-separated values, each
+    list an axis, as knobs are: ``methods.method_grid``); each point carries its method and names the swept
+    settings after the knobs. Raises ``ConfigError`` for a bad setting, naming it, and for a list of a setting
+    that changes how videos are read (a sweep shares decoded videos between its points)."""
+    methods = method_grid(method, settings)
+    swept = [name for name, value in settings.items() if len(str(value).split(",")) > 1]
+    peer = methods[0][1]
+    if swept and (type(peer).video is not Method.video or type(peer).frames_for is not Method.frames_for):
+        raise ConfigError(f"method {method} reads videos by its settings, and a sweep shares decoded videos "
+                          f"between its points: evaluate each value of {', '.join(swept)} with `adaspark-eval run`")
+    combined = []
+    for label, peer in methods:
+        for point in points:
+            name = ",".join(part for part in (point.name if point.name != "default" else "", label) if part)
+            combined.append(SweepPoint(name=name or "default", config=point.config, method=peer))
+    return combined
 
 
 def point_folder(root: Path, point: SweepPoint, config_key: str) -> Path:
@@ -94,7 +114,8 @@ def sweep(lm: AdaSparkLMM, benchmarks: Sequence[Benchmark], root: Path, points: 
         summaries.append(evaluate(lm, benchmarks, root, limit=limit))
     write_json_atomic(out / "sweep.json", {
         "points": [{"name": p.name, "config": p.config.to_dict(), "folder": str(s.folder),
-                    **({"method": p.method.settings()} if p.method else {})} for p, s in zip(points, stores)],
+                    **({"method": {"name": p.method.name, **p.method.settings()}} if p.method else {})}
+                   for p, s in zip(points, stores)],
         "tasks": [b.name for b in benchmarks], "limit": limit, "share": share,
         "shared_work": {"computed": lm.shared.computed, "reused": lm.shared.reused},
         "answer_seconds": round(answered, 3), "total_seconds": round(time.perf_counter() - started, 3),

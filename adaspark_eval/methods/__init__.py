@@ -19,14 +19,17 @@ from adaspark_eval.methods.base import Method
 from adaspark_eval.methods.dense import Dense
 from adaspark_eval.methods.dycoke import DyCoke
 from adaspark_eval.methods.fastv import FastV
+from adaspark_eval.methods.flexprefill import FlexPrefill
 from adaspark_eval.methods.frames import Frames
 from adaspark_eval.methods.topk import TopK
 from adaspark_eval.methods.visionzip import VisionZip
 from adaspark_eval.methods.window import Window
+from adaspark_eval.methods.xattention import XAttention
 from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 METHODS: dict[str, type[Method]] = {m.name: m for m in (AdaSparkMethod, Dense, TopK, Window, FastV, Frames)}
 METHODS.update({m.name: m for m in (VisionZip, DyCoke)})  # video token compression peers (issue 22)
+METHODS.update({m.name: m for m in (XAttention, FlexPrefill)})  # sparse prefill attention peers (issue 22)
 SETTINGS: dict[str, str] = {f.name: m.name for m in METHODS.values() for f in dataclasses.fields(m)}
 """Setting name -> the method it belongs to (names are unique across methods)."""
 

@@ -4,6 +4,7 @@ writes down because their homes import those libraries equal their homes'."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -69,11 +70,14 @@ def test_values_written_in_the_cli_equal_their_homes() -> None:
     from adaspark_eval.cli import common, report_cmd, run_cmd
     from adaspark_eval.data import frame_cache
     from adaspark_eval.datasets import DATA_ROOT_ENV
-    from adaspark_eval.methods import METHODS
+    from adaspark_eval.methods import METHODS, SETTINGS
     from adaspark_eval.reporting import render
 
     assert common.DATA_ROOT_ENV == DATA_ROOT_ENV
     assert run_cmd.METHOD_NAMES == tuple(METHODS)
+    flags = {f.name for f in dataclasses.fields(run_cmd.RunOptions)}
+    assert set(SETTINGS) <= flags, "every method setting is a flag of run and sweep"
+    assert set(run_cmd.PEER_TEXT_SETTINGS) <= set(SETTINGS)
     assert run_cmd.DEFAULT_MAX_GB == frame_cache.DEFAULT_MAX_GB
     assert get_args(report_cmd.Format) == get_args(render.Format)
 

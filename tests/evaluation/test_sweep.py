@@ -14,7 +14,7 @@ import pytest
 from adaspark_eval.datasets import get_benchmark
 from adaspark_eval.config import AdaSparkConfig, ConfigError
 from adaspark_eval.evaluation.runner import evaluate
-from adaspark_eval.evaluation.sweep import grid, sweep
+from adaspark_eval.evaluation.sweep import grid, sweep, with_methods
 from adaspark_eval.data.video import VideoSettings
 from adaspark_eval.lmms.model import AdaSparkLMM
 from adaspark_eval.results.store import RunStore, read_samples
@@ -31,6 +31,18 @@ def test_grid_is_the_product_of_the_listed_knobs():
     assert [p.name for p in grid({})] == ["default"]
     with pytest.raises(ConfigError, match="^p="):
         grid({"p": "0.5,1.5"})
+
+
+def test_method_settings_are_axes_of_the_grid():
+    points = with_methods(grid({"cube": "2,4"}), "xattention", {"xattn_threshold": "0.5,0.9", "xattn_stride": 8})
+    assert [p.name for p in points] == ["cube=2,xattn_threshold=0.5", "cube=4,xattn_threshold=0.5",
+                                        "cube=2,xattn_threshold=0.9", "cube=4,xattn_threshold=0.9"]
+    assert points[2].method.settings() == {"xattn_threshold": 0.9, "xattn_stride": 8, "xattn_block": 128}
+    assert [p.name for p in with_methods(grid({}), "fastv", {"fastv_keep": 0.5})] == ["default"]
+    with pytest.raises(ConfigError, match="evaluate each value of frame_budget with `adaspark-eval run`"):
+        with_methods(grid({}), "frames", {"frame_budget": "0.4,0.6"})
+    with pytest.raises(ConfigError, match="^xattn_threshold=1.5 is outside"):
+        with_methods(grid({}), "xattention", {"xattn_threshold": "0.5,1.5"})
 
 
 def _predictions(folder: Path) -> dict[str, tuple]:

@@ -16,6 +16,8 @@ NO_OPS = [
     ("window", {"window": 8}, {"cube": (2, 2, 2)}),  # 8 time steps: every slab of both videos
     ("fastv", {"fastv_keep": 1.0}, {}),
     ("frames", {"frame_budget": 1.0}, {}),
+    ("xattention", {"xattn_threshold": 1.0, "xattn_block": 16, "xattn_stride": 4}, {}),
+    ("flexprefill", {"flex_gamma": 1.0, "flex_block": 16}, {}),
     ("visionzip", {"visionzip_keep": 1.0}, {}),
     ("dycoke", {"dycoke_merge": 0.0, "dycoke_prune": 0.0}, {}),
 ]

@@ -10,10 +10,12 @@ from adaspark_eval.reporting.labels import config_label, flat_knobs
 
 
 def test_every_method_is_registered_with_defaults() -> None:
-    assert list(METHODS)[:6] == ["adaspark", "dense", "topk", "window", "fastv", "frames"]
-    assert {"visionzip", "dycoke"} <= set(METHODS)
-    assert {k: v for k, v in SETTINGS.items() if v in ("window", "fastv", "frames")} == \
-        {"window": "window", "fastv_layer": "fastv", "fastv_keep": "fastv", "frame_budget": "frames"}
+    assert list(METHODS) == ["adaspark", "dense", "topk", "window", "fastv", "frames", "xattention", "flexprefill",
+                             "visionzip", "dycoke"]
+    assert {k: v for k, v in SETTINGS.items() if v in ("window", "fastv", "frames", "xattention", "flexprefill")} == {
+        "window": "window", "fastv_layer": "fastv", "fastv_keep": "fastv", "frame_budget": "frames",
+        "xattn_threshold": "xattention", "xattn_stride": "xattention", "xattn_block": "xattention",
+        "flex_gamma": "flexprefill", "flex_tau": "flexprefill", "flex_min_budget": "flexprefill", "flex_block": "flexprefill"}
     assert make_method("visionzip").settings() == {"visionzip_keep": 0.333, "visionzip_contextual": 0.15625}
     assert make_method("dycoke").settings() == {"dycoke_window": 4, "dycoke_merge": 0.7, "dycoke_threshold": -1.0,
                                                 "dycoke_layer": 3, "dycoke_prune": 0.7, "dycoke_refresh": 0.9}
@@ -31,6 +33,8 @@ def test_settings_from_text_and_keys() -> None:
     ("sparse", {}, "unknown method 'sparse': choose from adaspark, dense, topk, window, fastv, frames"),
     ("window", {"fastv_keep": "0.5"}, "fastv_keep is a setting of method fastv, not window: pass --method fastv"),
     ("fastv", {"fastv_layer": "two"}, "fastv_layer='two' is not a number: pass e.g. fastv_layer=2"),
+    ("xattention", {"xattn_block": "100"}, "xattn_block=100 is not a positive multiple of xattn_stride=16: pass e.g."),
+    ("flexprefill", {"flex_gamma": "0"}, r"flex_gamma=0.0 is outside \(0, 1\]: pass e.g. flex_gamma=0.5"),
 ])
 def test_bad_input_is_one_line_naming_the_fix(name, settings, message) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -60,6 +64,8 @@ def test_knobs_each_method_runs_with() -> None:
     ("fastv", {"fastv_keep": 0.3}, "fastv fastv_layer=2 fastv_keep=0.3"),
     ("frames", {}, "frames frame_budget=0.5"),
     ("topk", {}, "topk fixed_ratio=0.4"),
+    ("xattention", {}, "xattention xattn_threshold=0.9 xattn_stride=16 xattn_block=128"),
+    ("flexprefill", {"flex_gamma": 0.8}, "flexprefill flex_gamma=0.8 flex_tau=0.1 flex_min_budget=1024 flex_block=128"),
 ])
 def test_reports_label_runs_by_their_settings(name, settings, label) -> None:
     method = make_method(name, settings)

@@ -23,6 +23,12 @@ FAST = ["--model", "tiny", "--task", "mlvu_dev", "--limit", "1", "--device", "cp
     (["--method", "fastv", "--fastv-layer", "0", "--fastv-keep", "0.25"], {"fastv_layer": 0, "fastv_keep": 0.25},
      "fastv fastv_keep=0.25 fastv_layer=0"),
     (["--method", "frames", "--frame-budget", "0.5"], {"frame_budget": 0.5}, "frames frame_budget=0.5"),
+    (["--method", "xattention", "--xattn-threshold", "0.5", "--xattn-block", "8", "--xattn-stride", "4"],
+     {"xattn_threshold": 0.5, "xattn_block": 8, "xattn_stride": 4},
+     "xattention xattn_block=8 xattn_stride=4 xattn_threshold=0.5"),
+    (["--method", "flexprefill", "--flex-gamma", "0.5", "--flex-block", "8", "--flex-min-budget", "1"],
+     {"flex_gamma": 0.5, "flex_tau": 0.1, "flex_min_budget": 1, "flex_block": 8},
+     "flexprefill flex_block=8 flex_gamma=0.5 flex_min_budget=1 flex_tau=0.1"),
     (["--method", "visionzip", "--visionzip-keep", "0.5"], {"visionzip_keep": 0.5, "visionzip_contextual": 0.15625},
      "visionzip visionzip_contextual=0.15625 visionzip_keep=0.5"),
     (["--method", "dycoke", "--dycoke-merge", "0.5"],
@@ -50,6 +56,8 @@ def test_run_a_peer_method(benchmark_root: Path, tmp_path: Path, one_torch_threa
     (["--method", "fastv", "--window", "1"], "error: window is a setting of method window, not fastv"),
     (["--method", "sparse"], "error: unknown method 'sparse': choose from adaspark, dense, topk"),
     (["--method", "topk"], "error: method topk keeps a fixed fraction of cubes and tokens: pass --fixed-ratio R"),
+    (["--method", "xattention", "--xattn-threshold", "0.5,0.9"], "error: 2 configs given (xattn_threshold=0.5, "
+                                                                  "xattn_threshold=0.9): use `adaspark-eval sweep`"),
 ])
 def test_bad_method_input_is_one_line(benchmark_root: Path, flags, message) -> None:
     result = CliRunner().invoke(app, ["run", "--data-root", str(benchmark_root), *FAST, *flags])
@@ -88,3 +96,16 @@ def test_sweep_over_a_method_setting(benchmark_root: Path, tmp_path: Path, one_t
     refused = CliRunner().invoke(app, ["run", "--data-root", str(benchmark_root), *FAST, "--method", "visionzip",
                                        "--visionzip-keep", "0.5,0.25"])
     assert refused.exit_code == 2 and "use `adaspark-eval sweep` for lists of values" in refused.output
+
+
+def test_sparse_prefill_peers_from_lmms_eval_model_args() -> None:
+    from adaspark_eval.lmms.model import AdaSparkLMM
+
+    # values as lmms-eval parses them (numbers), as the model args `method=xattention,xattn_threshold=0.5,...`
+    lm = AdaSparkLMM.from_model_args({"pretrained": "tiny", "device": "cpu", "dtype": "float32", "workers": 0,
+                                      "method": "flexprefill", "flex_gamma": 0.5, "flex_block": 16})
+    try:
+        assert lm.method.settings() == {"flex_gamma": 0.5, "flex_tau": 0.1, "flex_min_budget": 1024, "flex_block": 16}
+        assert lm.config_key.startswith("flexprefill-") and lm.sparse.rule is not None
+    finally:
+        lm.close()
