@@ -28,8 +28,8 @@ from adaspark_eval.methods.xattention import XAttention
 from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 METHODS: dict[str, type[Method]] = {m.name: m for m in (AdaSparkMethod, Dense, TopK, Window, FastV, Frames)}
-METHODS.update({m.name: m for m in (VisionZip, DyCoke)})  # video token compression peers (issue 22)
 METHODS.update({m.name: m for m in (XAttention, FlexPrefill)})  # sparse prefill attention peers (issue 22)
+METHODS.update({m.name: m for m in (VisionZip, DyCoke)})  # video token compression peers (issue 22)
 SETTINGS: dict[str, str] = {f.name: m.name for m in METHODS.values() for f in dataclasses.fields(m)}
 """Setting name -> the method it belongs to (names are unique across methods)."""
 
