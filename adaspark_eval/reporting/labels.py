@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from adaspark_eval.config import RESULT_NEUTRAL, AdaSparkConfig
+from adaspark_eval.methods import METHODS
 
 
 def flat_knobs(config: dict[str, Any]) -> dict[str, Any]:
@@ -19,18 +21,22 @@ def flat_knobs(config: dict[str, Any]) -> dict[str, Any]:
 
 
 DEFAULT_KNOBS = flat_knobs(AdaSparkConfig().to_dict())
+METHOD_DEFAULTS = {f.name: f.default for method in METHODS.values() for f in dataclasses.fields(method)}
+"""Every method setting's default (setting names are unique across methods)."""
 
 
 def changed_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
-    """The knobs of ``knobs`` (flat) that differ from AdaSpark's defaults; unknown names always count."""
+    """The knobs and method settings of ``knobs`` (flat) that differ from their defaults; unknown names always
+    count."""
+    defaults = {**DEFAULT_KNOBS, **METHOD_DEFAULTS}
     return {name: value for name, value in knobs.items()
-            if name not in RESULT_NEUTRAL and (name not in DEFAULT_KNOBS or DEFAULT_KNOBS[name] != value)}
+            if name not in RESULT_NEUTRAL and (name not in defaults or defaults[name] != value)}
 
 
 def config_label(method: str, knobs: dict[str, Any]) -> str:
     """Row label of a run, e.g. ``dense``, ``adaspark p=0.8``, ``adaspark fixed_ratio=0.3``,
-    ``adaspark p=0.8 cube=2x2x2``: the method and every knob off its default (``p`` always, unless a
-    fixed ratio replaces it). Dense runs ignore their knobs but the dense kernel (``dense attn_impl=fa4``), so
+    ``adaspark p=0.8 cube=2x2x2``, ``dycoke dycoke_merge=0.5``: the method and every knob and method setting
+    off its default (``p`` always, unless a fixed ratio replaces it). Dense runs ignore their knobs but the dense kernel (``dense attn_impl=fa4``), so
     that every speedup in a report says which dense kernel it is against."""
     if method == "dense":
         return " ".join(["dense", *([f"attn_impl={knobs['attn_impl']}"]

@@ -61,11 +61,13 @@ def test_knobs_each_method_runs_with() -> None:
 
 @pytest.mark.parametrize("name, settings, label", [
     ("window", {"window": 2}, "window window=2"),
-    ("fastv", {"fastv_keep": 0.3}, "fastv fastv_layer=2 fastv_keep=0.3"),
-    ("frames", {}, "frames frame_budget=0.5"),
+    ("fastv", {"fastv_keep": 0.3}, "fastv fastv_keep=0.3"),  # settings at their defaults are left out, as knobs
+    ("frames", {"frame_budget": 0.25}, "frames frame_budget=0.25"),
+    ("frames", {}, "frames"),
     ("topk", {}, "topk fixed_ratio=0.4"),
-    ("xattention", {}, "xattention xattn_threshold=0.9 xattn_stride=16 xattn_block=128"),
-    ("flexprefill", {"flex_gamma": 0.8}, "flexprefill flex_gamma=0.8 flex_tau=0.1 flex_min_budget=1024 flex_block=128"),
+    ("xattention", {"xattn_stride": 8}, "xattention xattn_stride=8"),
+    ("flexprefill", {"flex_gamma": 0.8}, "flexprefill flex_gamma=0.8"),
+    ("dycoke", {"dycoke_merge": 0.5, "dycoke_prune": 0.0}, "dycoke dycoke_merge=0.5 dycoke_prune=0.0"),
 ])
 def test_reports_label_runs_by_their_settings(name, settings, label) -> None:
     method = make_method(name, settings)
