@@ -34,9 +34,9 @@ from torch import Tensor
 
 from adaspark_eval.config import AdaSparkConfig, ConfigError
 from adaspark_eval.methods.base import Method, dense_knobs, fraction
-from adaspark_eval.sparse.blocks import (attend_blocks, block_means, causal_blocks, cumulative_keep, num_blocks,
+from adaspark_eval.methods.block_prefill import BlockPrefillRule
+from adaspark_eval.sparse.blocks import (block_means, causal_blocks, cumulative_keep, num_blocks,
                                          top_count)
-from adaspark_eval.sparse.layout import PAD
 from adaspark_eval.sparse.stats import AttentionStats
 
 if TYPE_CHECKING:
@@ -176,40 +176,27 @@ def flexprefill_blocks(query: Tensor, key: Tensor, real: Tensor, block: int, gam
     return keep | forced, query_aware, costs
 
 
-class FlexPrefillRule:
+class FlexPrefillRule(BlockPrefillRule):
     """FlexPrefill on ``runtime``'s prefills; of each layer of the last prefill, ``query_aware``: (B, H) heads that
     chose the query-aware pattern, ``blocks``: (B, H, Qb, Kb) kept blocks (for inspection)."""
 
     def __init__(self, runtime: SparseRuntime, gamma: float, tau: float, budget: int, block: int) -> None:
-        self.runtime = runtime
+        super().__init__(runtime, block)
         self.gamma = gamma
         self.tau = tau
         self.budget = budget
-        self.block = block
         self.query_aware: dict[int, Tensor] = {}
-        self.blocks: dict[int, Tensor] = {}
 
     def prefill(self, inputs: dict[str, Any]) -> None:
-        self.query_aware, self.blocks = {}, {}
+        super().prefill(inputs)
+        self.query_aware = {}
 
-    def attend(self, layer: int, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
-               scaling: float) -> tuple[Tensor, AttentionStats] | None:
-        """Block-sparse attention over the chosen blocks (None at decode and for a prefill of one block)."""
-        if self.runtime.records[-1].phase == "decode" or query.shape[2] != key.shape[2]:
-            return None
-        if num_blocks(query.shape[2], self.block) < 2:
-            return None
-        real = self.runtime.layout_on(query.device).unit != PAD
+    def choose(self, layer: int, query: Tensor, key: Tensor, real: Tensor,
+               scaling: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """Each head's pattern and blocks; the pattern search as its cost."""
         keep, self.query_aware[layer], costs = flexprefill_blocks(query, key, real, self.block, self.gamma, self.tau,
                                                                   self.budget, scaling)
-        self.blocks[layer] = keep
-        output, stats = attend_blocks(query, key, value, attention_mask, keep, self.block,
-                                      self.runtime.config.query_chunk, scaling, real, self.runtime.config.backend)
-        stats.score_dots, stats.key_means, stats.query_means = costs.score_dots, costs.key_means, costs.query_means
-        return output, stats
-
-    def ffn_keep(self, layer: int, q_len: int) -> None:
-        return None
+        return keep, {"score_dots": costs.score_dots, "key_means": costs.key_means, "query_means": costs.query_means}
 
 
 @dataclass(frozen=True)

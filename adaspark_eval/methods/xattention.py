@@ -28,9 +28,8 @@ from torch import Tensor
 
 from adaspark_eval.config import AdaSparkConfig, ConfigError
 from adaspark_eval.methods.base import Method, dense_knobs, fraction
-from adaspark_eval.sparse.blocks import attend_blocks, causal_blocks, cumulative_keep, num_blocks
-from adaspark_eval.sparse.layout import PAD
-from adaspark_eval.sparse.stats import AttentionStats
+from adaspark_eval.methods.block_prefill import BlockPrefillRule
+from adaspark_eval.sparse.blocks import causal_blocks, cumulative_keep, num_blocks
 
 if TYPE_CHECKING:
     from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
@@ -91,39 +90,20 @@ def threshold_blocks(scores: Tensor, threshold: float) -> Tensor:
     return cumulative_keep(scores, threshold, causal.expand_as(scores), forced.expand_as(scores))
 
 
-class XAttentionRule:
+class XAttentionRule(BlockPrefillRule):
     """XAttention on ``runtime``'s prefills; ``blocks``: the kept blocks of each layer of the last prefill."""
 
     def __init__(self, runtime: SparseRuntime, threshold: float, stride: int, block: int) -> None:
-        self.runtime = runtime
+        super().__init__(runtime, block)
         self.threshold = threshold
         self.stride = stride
-        self.block = block
-        self.blocks: dict[int, Tensor] = {}  # layer -> (B, H, Qb, Kb) kept blocks of the prefill in flight
 
-    def prefill(self, inputs: dict[str, Any]) -> None:
-        self.blocks = {}
-
-    def attend(self, layer: int, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
-               scaling: float) -> tuple[Tensor, AttentionStats] | None:
-        """Block-sparse attention over the selected blocks (None at decode and for a prefill of one block)."""
-        if self.runtime.records[-1].phase == "decode" or query.shape[2] != key.shape[2]:
-            return None
-        if num_blocks(query.shape[2], self.block) < 2:
-            return None
-        real = self.runtime.layout_on(query.device).unit != PAD
-        chunk = self.runtime.config.query_chunk
-        scores, dots = antidiagonal_scores(query, key, real, self.block, self.stride, scaling,
-                                           max(1, chunk // self.block))
-        keep = threshold_blocks(scores, self.threshold)
-        self.blocks[layer] = keep
-        output, stats = attend_blocks(query, key, value, attention_mask, keep, self.block, chunk, scaling, real,
-                                      self.runtime.config.backend)
-        stats.score_dots = dots
-        return output, stats
-
-    def ffn_keep(self, layer: int, q_len: int) -> None:
-        return None
+    def choose(self, layer: int, query: Tensor, key: Tensor, real: Tensor,
+               scaling: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """The blocks whose antidiagonal scores reach the threshold; the scoring dot products as its cost."""
+        chunk = max(1, self.runtime.config.query_chunk // self.block)
+        scores, dots = antidiagonal_scores(query, key, real, self.block, self.stride, scaling, chunk)
+        return threshold_blocks(scores, self.threshold), {"score_dots": dots}
 
 
 @dataclass(frozen=True)
