@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -33,14 +34,16 @@ if TYPE_CHECKING:
 METHOD_NAMES = ("adaspark", "dense", "topk", "window", "fastv", "frames", "xattention", "flexprefill",
                 "visionzip", "dycoke")
 DEFAULT_MAX_GB = 50.0
-PEER_TEXT_SETTINGS = ("xattn_threshold", "xattn_stride", "xattn_block", "flex_gamma", "flex_tau", "flex_min_budget",
-                      "flex_block", "visionzip_keep", "visionzip_contextual", "dycoke_window", "dycoke_merge",
-                      "dycoke_threshold", "dycoke_layer", "dycoke_prune", "dycoke_refresh")
 
 
 def _flag(help: str, **option: Any) -> Any:
     """An optional flag (default None) with its help and typer options (``envvar``, ``names``)."""
     return field(default=None, metadata={"help": help, **option})
+
+
+def _setting(help: str) -> Any:
+    """An optional flag that is a method setting (``RunOptions.peer_settings``; named as the method's field)."""
+    return field(default=None, metadata={"help": help, "setting": True})
 
 
 @dataclass
@@ -75,27 +78,27 @@ class RunOptions:
     max_pixels: int = field(default=VideoSettings.max_pixels, metadata={"help": "most pixels per frame"})
     method: str = field(default="adaspark", metadata={
         "help": f"{' | '.join(METHOD_NAMES)}: AdaSpark or a peer method (docs/peers.md)"})
-    window: int | None = _flag("window: slabs of cube_t time steps read on each side")
-    fastv_layer: int | None = _flag("fastv: prune after this layer (0-based)")
-    fastv_keep: float | None = _flag("fastv: fraction of visual tokens kept")
-    frame_budget: float | None = _flag("frames: fraction of the full-frame dense LLM-prefill FLOPs")
+    window: int | None = _setting("window: slabs of cube_t time steps read on each side")
+    fastv_layer: int | None = _setting("fastv: prune after this layer (0-based)")
+    fastv_keep: float | None = _setting("fastv: fraction of visual tokens kept")
+    frame_budget: float | None = _setting("frames: fraction of the full-frame dense LLM-prefill FLOPs")
     # settings of the video token compression peers; text, so that sweep takes comma-separated lists
-    visionzip_keep: str | None = _flag("visionzip: fraction of each frame group's tokens kept (sweep: a list)")
-    visionzip_contextual: str | None = _flag("visionzip: share of the kept tokens that are merged contextual tokens")
-    dycoke_window: str | None = _flag("dycoke: frames (temporal groups) per merging window")
-    dycoke_merge: str | None = _flag("dycoke: fraction of each compared frame's tokens removed (sweep: a list)")
-    dycoke_threshold: str | None = _flag("dycoke: a token is removed only at this cosine similarity or above")
-    dycoke_layer: str | None = _flag("dycoke: decode steps read the chosen visual tokens from this layer on")
-    dycoke_prune: str | None = _flag("dycoke: fraction of visual tokens pruned from the KV cache at decode")
-    dycoke_refresh: str | None = _flag("dycoke: re-choose when the attention's cosine to the last step's is below")
+    visionzip_keep: str | None = _setting("visionzip: fraction of each frame group's tokens kept (sweep: a list)")
+    visionzip_contextual: str | None = _setting("visionzip: share of the kept tokens that are merged contextual tokens")
+    dycoke_window: str | None = _setting("dycoke: frames (temporal groups) per merging window")
+    dycoke_merge: str | None = _setting("dycoke: fraction of each compared frame's tokens removed (sweep: a list)")
+    dycoke_threshold: str | None = _setting("dycoke: a token is removed only at this cosine similarity or above")
+    dycoke_layer: str | None = _setting("dycoke: decode steps read the chosen visual tokens from this layer on")
+    dycoke_prune: str | None = _setting("dycoke: fraction of visual tokens pruned from the KV cache at decode")
+    dycoke_refresh: str | None = _setting("dycoke: re-choose when the attention's cosine to the last step's is below")
     # text-typed: sweep takes comma-separated values (methods.from_dict reads the numbers)
-    xattn_threshold: str | None = _flag("xattention: cumulative block-score threshold in (0, 1] (0.9)")
-    xattn_stride: str | None = _flag("xattention: antidiagonal stride (16)")
-    xattn_block: str | None = _flag("xattention: block size in tokens, a multiple of the stride (128)")
-    flex_gamma: str | None = _flag("flexprefill: cumulative-attention threshold in (0, 1] (0.9)")
-    flex_tau: str | None = _flag("flexprefill: Jensen-Shannon distance below which a head is query-aware (0.1)")
-    flex_min_budget: str | None = _flag("flexprefill: vertical and slash lines kept at least per head (1024)")
-    flex_block: str | None = _flag("flexprefill: block size in tokens (128)")
+    xattn_threshold: str | None = _setting("xattention: cumulative block-score threshold in (0, 1] (0.9)")
+    xattn_stride: str | None = _setting("xattention: antidiagonal stride (16)")
+    xattn_block: str | None = _setting("xattention: block size in tokens, a multiple of the stride (128)")
+    flex_gamma: str | None = _setting("flexprefill: cumulative-attention threshold in (0, 1] (0.9)")
+    flex_tau: str | None = _setting("flexprefill: Jensen-Shannon distance below which a head is query-aware (0.1)")
+    flex_min_budget: str | None = _setting("flexprefill: vertical and slash lines kept at least per head (1024)")
+    flex_block: str | None = _setting("flexprefill: block size in tokens (128)")
     allow_outside_root: bool = field(default=False, metadata={
         "help": "read annotation videos that resolve outside their benchmark folder (.., symlinks, absolute paths; "
                 "refused by default)", "names": ("--allow-outside-root",)})
@@ -109,9 +112,7 @@ class RunOptions:
 
     def peer_settings(self) -> dict[str, Any]:
         """The method settings given (``--window`` ...), by setting name."""
-        given = {"window": self.window, "fastv_layer": self.fastv_layer, "fastv_keep": self.fastv_keep,
-                 "frame_budget": self.frame_budget}
-        given.update({name: getattr(self, name) for name in PEER_TEXT_SETTINGS})
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("setting")}
         return {name: value for name, value in given.items() if value is not None}
 
     def video(self) -> VideoSettings:
