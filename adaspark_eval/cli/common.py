@@ -47,6 +47,11 @@ KNOB_HELP = {
 }
 KNOBS = [f.name for f in dataclasses.fields(AdaSparkConfig)]
 
+
+def plain(text: str) -> str:
+    """``text`` as help that Typer's rich rendering shows as written (``[gpu]`` is not taken as markup)."""
+    return text.replace("[", "\\[")
+
 # the errors a user can fix: ConfigError, VideoError, UnknownTask ... are ValueErrors; ModelNotFound,
 # DatasetMissing, NoRunsError are FileNotFoundErrors
 USER_ERRORS: tuple[type[Exception], ...] = (FileNotFoundError, ValueError)
@@ -111,7 +116,7 @@ def with_knobs(*, parse: bool = True) -> Callable[[Callable[..., Any]], Callable
         target = "config" if parse else "knobs"
         params = [p for p in signature.parameters.values() if p.name != target]
         for name in KNOBS:
-            option = typer.Option(f"--{name.replace('_', '-')}", help=KNOB_HELP[name])
+            option = typer.Option(f"--{name.replace('_', '-')}", help=plain(KNOB_HELP[name]))
             params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                             annotation=Annotated[str | None, option]))
 

@@ -60,10 +60,12 @@ def test_every_help_exits_0(probe: dict[str, Any]) -> None:
     assert {path: code for path, code in probe["exits"].items() if code != 0} == {}
 
 
-def test_python_m_entry_point_shows_help() -> None:
+def test_python_m_entry_point_shows_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
     done = _python("-m", "adaspark_eval.cli.main", "run", "--help")
     assert done.returncode == 0, done.stderr
     assert "--num-processes" in done.stdout
+    assert "[gpu]" in done.stdout  # brackets in help are shown, not taken as markup
 
 
 def test_values_written_in_the_cli_equal_their_homes() -> None:

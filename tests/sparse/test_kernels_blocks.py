@@ -5,8 +5,8 @@ import torch
 
 from adaspark_eval.sparse.attention import AttentionRule, select_per_unit, sparse_attention, unit_means
 from adaspark_eval.sparse.attention import Selection
-from adaspark_eval.sparse.kernels.blocks import (block_attention, build_block_tables, dense_mask, slot_padded,
-                                                  unit_reads)
+from adaspark_eval.sparse.kernels.blocks import (block_attention, build_block_tables, dense_mask, from_slots,
+                                                  slot_padded, to_slots, unit_reads)
 from adaspark_eval.sparse.kernels.tiles import build_tiles
 from adaspark_eval.sparse.layout import build_layout
 from adaspark_eval.sparse.stats import AttentionStats
@@ -111,3 +111,20 @@ def test_block_attention_matches_reference_output(cube):
     selection = Selection(keep=[keep.gather(2, index)], chunk=query.shape[2], pruned=True, stats=AttentionStats())
     expected, _ = sparse_attention(query, key, value, None, selection, layout.unit, 0.25)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cube", [(4, 4, 4), (4, 4, 8)])
+def test_slot_order_round_trip_is_a_permutation(cube):
+    """to_slots / from_slots are row gathers: every position has exactly one slot, and a batch of two (the
+    second sample's tokens reversed in value) comes back unchanged."""
+    layout, query, _, _, _ = _case(cube, heads=3)
+    tiles = build_tiles(layout, "all")
+    q_pos, _ = slot_padded(tiles)
+    seq = query.shape[2]
+    assert torch.equal(q_pos[q_pos >= 0].sort().values, torch.arange(seq, dtype=q_pos.dtype))
+    slots = to_slots(query, q_pos)
+    assert slots.shape == (1, q_pos.shape[1], 3, query.shape[3]) and slots.is_contiguous()
+    assert torch.equal(slots[0, q_pos[0] >= 0], query[0].transpose(0, 1)[q_pos[0][q_pos[0] >= 0].long()])
+    assert torch.equal(from_slots(slots, q_pos, seq), query.transpose(1, 2))
+    pair, pos2 = torch.cat([query, query.flip(2)]), q_pos.expand(2, -1)
+    assert torch.equal(from_slots(to_slots(pair, pos2), pos2, seq), pair.transpose(1, 2))

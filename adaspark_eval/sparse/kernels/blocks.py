@@ -116,8 +116,11 @@ def build_block_tables(reads: Tensor, tiles: CubeTiles, query_block: int = QUERY
     before = last[:, None, :] < q_first.min(dim=2).values[:, :, None]  # (B, M, N)
     full = listed & every & (before & (size == tiles.tile)[:, None, :])[:, None]
     mask = listed & ~full
-    bit = (1 << torch.arange(cubes, device=reads.device))[None, None, None, :, None]
-    code = (per_cube.int() * bit).sum(dim=3).to(torch.int32)
+    if cubes == 1:  # the only bit is the listed one
+        code = listed.to(torch.int32)
+    else:
+        bit = (1 << torch.arange(cubes, device=reads.device))[None, None, None, :, None]
+        code = (per_cube.int() * bit).sum(dim=3, dtype=torch.int32)
     full_cnt, full_idx = _packed(full)
     mask_cnt, mask_idx = _packed(mask)
     return BlockTables(full_cnt=full_cnt, full_idx=full_idx, mask_cnt=mask_cnt, mask_idx=mask_idx, code=code,
@@ -187,19 +190,28 @@ def dense_mask(tables: BlockTables, tiles: CubeTiles) -> Tensor:
 
 def to_slots(x: Tensor, q_pos: Tensor) -> Tensor:
     """(B, S', Hx, D) contiguous copy of ``x`` (B, Hx, S, D) in padded slot order (``slot_padded``'s query
-    positions; padding slots repeat position 0): the layout flash-attn-4 takes."""
-    bsz, heads, _, dim = x.shape
-    index = q_pos.clamp_min(0).long()[:, :, None, None].expand(bsz, q_pos.shape[1], heads, dim)
-    return torch.gather(x.transpose(1, 2), 1, index)
+    positions; padding slots repeat position 0): the layout flash-attn-4 takes. One row gather (a row is one
+    token's Hx x D values), not an elementwise one."""
+    rows = q_pos.clamp_min(0).long()
+    batch = torch.arange(x.shape[0], device=x.device)[:, None]
+    return x.transpose(1, 2)[batch, rows]
+
+
+def slot_of_positions(q_pos: Tensor, seq: int) -> Tensor:
+    """(B, S) long: the slot holding each position, from ``slot_padded``'s query positions (B, S'). Every
+    position has one slot in a prefill without padding, the only one ``fa4`` runs (``dispatch.attention``)."""
+    bsz, slots = q_pos.shape
+    index = torch.zeros(bsz, seq + 1, dtype=torch.long, device=q_pos.device)
+    order = torch.arange(slots, device=q_pos.device).expand(bsz, slots)
+    index.scatter_(1, torch.where(q_pos >= 0, q_pos, seq).long(), order)
+    return index[:, :seq]
 
 
 def from_slots(out: Tensor, q_pos: Tensor, seq: int) -> Tensor:
-    """(B, S, H, D): ``out`` (B, S', H, D) in slot order put back at its positions (padding slots dropped)."""
-    bsz, slots, heads, dim = out.shape
-    target = torch.where(q_pos >= 0, q_pos, seq).long()[:, :, None, None].expand(bsz, slots, heads, dim)
-    back = out.new_zeros(bsz, seq + 1, heads, dim)
-    back.scatter_(1, target, out)
-    return back[:, :seq]
+    """(B, S, H, D): ``out`` (B, S', H, D) in slot order put back at its positions (padding slots dropped), as
+    one row gather through ``slot_of_positions`` (so every position needs a slot: a prefill without padding)."""
+    batch = torch.arange(out.shape[0], device=out.device)[:, None]
+    return out[batch, slot_of_positions(q_pos, seq)]
 
 
 def block_attention(query: Tensor, key: Tensor, value: Tensor, tables: BlockTables, tiles: CubeTiles,
