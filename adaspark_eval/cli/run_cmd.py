@@ -192,7 +192,7 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     if options.output is not None:
         check_writable(options.output)
     check_device(options.device)
-    check_fa4([p.config for p in points], options.device)
+    check_kernels([p.config for p in points], options.device)
     check_checkpoint(options.model)  # config.json, architecture and weights, before the model loads
     check_family_options(options.model, options.fused_ops, options.batched_vision, options.decode)
     from adaspark_eval.lmms.model import check_decode
@@ -202,16 +202,19 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     return Prepared(benchmarks, root, points, points[0].method, options.cache(), options.worker_count())
 
 
-def check_fa4(configs: list[Any], device: str | None) -> None:
-    """Stop in one line where a config asks for flash-attn-4 (``backend=fa4``, ``attn_impl=fa4``) and it cannot
-    run here (not installed, no sm90/sm100 GPU), before the model loads."""
+def check_kernels(configs: list[Any], device: str | None) -> None:
+    """Stop in one line, before the model loads, where a config asks for kernels that cannot run here:
+    ``backend=triton`` off CUDA (without ``TRITON_INTERPRET=1``), flash-attn-4 (``backend=fa4``,
+    ``attn_impl=fa4``) not installed or without an sm90/sm100 GPU."""
     from adaspark_eval.sparse.kernels import fa4
+    from adaspark_eval.sparse.kernels.dispatch import triton_problem
 
     for config in configs:
+        reason = triton_problem(config.backend, device)
         for what, asked in (("backend=fa4", config.backend == "fa4"), ("attn_impl=fa4", config.attn_impl == "fa4")):
-            reason = fa4.problem(device, what) if asked else None
-            if reason:
-                raise fail(reason)
+            reason = reason or (fa4.problem(device, what) if asked else None)
+        if reason:
+            raise fail(reason)
 
 
 def load_lmm(prepared: Prepared, options: RunOptions) -> AdaSparkLMM:

@@ -244,6 +244,9 @@ def breakdown_section(tokens: int, device: torch.device) -> list[dict[str, Any]]
                "tables_ms": median_ms(functools.partial(build_block_tables, reads, tiles, 128)),
                "to_slots_ms": median_ms(lambda: [to_slots(x, q_pos) for x in (q, k, v)]),
                "from_slots_ms": median_ms(functools.partial(from_slots, out_slots, q_pos, tokens)),
+               "to_slots_elementwise_ms": median_ms(lambda: [_elementwise_to_slots(x, q_pos) for x in (q, k, v)]),
+               "from_slots_elementwise_ms": median_ms(functools.partial(_elementwise_from_slots, out_slots, q_pos,
+                                                                        tokens)),
                "fa4_ms": median_ms(functools.partial(run, tables, mask_mod))}
         try:
             row["fa4_all_full_ms"] = median_ms(functools.partial(run, merged, None))
@@ -252,6 +255,24 @@ def breakdown_section(tokens: int, device: torch.device) -> list[dict[str, Any]]
         rows.append(row)
         print(f"  breakdown {row}", flush=True)
     return rows
+
+
+def _elementwise_to_slots(x: torch.Tensor, q_pos: torch.Tensor) -> torch.Tensor:
+    """The slot-order copy in as first written (``torch.gather`` with an int64 index expanded over every
+    element), kept for the side-by-side with ``blocks.to_slots``' row gather."""
+    bsz, heads, _, dim = x.shape
+    index = q_pos.clamp_min(0).long()[:, :, None, None].expand(bsz, q_pos.shape[1], heads, dim)
+    return torch.gather(x.transpose(1, 2), 1, index)
+
+
+def _elementwise_from_slots(out: torch.Tensor, q_pos: torch.Tensor, seq: int) -> torch.Tensor:
+    """The copy out as first written (zeros, then ``scatter_`` with an expanded int64 index), for the
+    side-by-side with ``blocks.from_slots``."""
+    bsz, slots, heads, dim = out.shape
+    target = torch.where(q_pos >= 0, q_pos, seq).long()[:, :, None, None].expand(bsz, slots, heads, dim)
+    back = out.new_zeros(bsz, seq + 1, heads, dim)
+    back.scatter_(1, target, out)
+    return back[:, :seq]
 
 
 def _merged_idx(tables: BlockTables) -> torch.Tensor:

@@ -15,7 +15,7 @@ import triton
 def environment(argv: list[str], script: str = "benchmarks/bench_kernels.py") -> dict[str, Any]:
     """Device, versions, the command (``script`` with ``argv``) and the time of a run."""
     return {
-        "device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__, "triton": triton.__version__,
         "transformers": transformers.__version__, "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version(), "python": platform.python_version(),
         "command": f"PYTHONPATH=. python3 {script} " + " ".join(argv),

@@ -30,6 +30,7 @@ from adaspark_eval.lmms.model import run_key
     # flash-attn-4 is not installed on the CPU machines (the [gpu] extra): one line naming the extra
     (["--backend", "fa4", "--select", "cube"], "backend=fa4 needs flash-attn-4, which is not installed: pip install"),
     (["--attn-impl", "fa4"], "attn_impl=fa4 needs flash-attn-4, which is not installed: pip install"),
+    (["--backend", "triton", "--device", "cpu"], "backend=triton runs Triton kernels, which need a CUDA GPU, not cpu"),
 ])
 def test_flag_mistakes_are_one_line_before_the_model_loads(benchmark_root: Path, flags: list[str],
                                                            message: str) -> None:

@@ -14,6 +14,7 @@ candidate units) runs the reference path whatever the knob says.
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
@@ -34,6 +35,19 @@ MAX_TILE = 128  # tokens of the largest unit (one tile of the attention kernel)
 # (tests/sparse/test_selection_resources.py), with the cube kernel's score loop buffering fewer stages past 1,024
 MAX_COLUMNS = 2048
 KERNEL_DTYPES = (torch.bfloat16, torch.float16)
+
+
+def triton_problem(backend: str, device: str | torch.device | None = None) -> str | None:
+    """Why ``backend=triton`` cannot run its kernels on ``device`` (None: CUDA when there is one), as one line
+    naming the fix; None where it can (a CUDA device, or the CPU under ``TRITON_INTERPRET=1``) or for another
+    backend (``auto`` falls back to the reference path by itself)."""
+    if backend != "triton":
+        return None
+    where = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    if where.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
+        return None
+    return (f"backend=triton runs Triton kernels, which need a CUDA GPU, not {where.type} (or TRITON_INTERPRET=1 on "
+            "the CPU, slow): pass --device cuda, or backend=auto / reference")
 
 
 def use_kernels(backend: str, tensor: Tensor) -> bool:
