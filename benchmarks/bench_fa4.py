@@ -67,14 +67,15 @@ def markdown(results: dict[str, Any]) -> str:
                   "in and out, flash-attn-4 alone, and flash-attn-4 with every listed block taken as full (no "
                   "mask_mod; wrong output, for the mask blocks' cost).", "",
                   "| tokens | density | mask blocks | selection | read sets | tables | copies in | copy out | "
-                  "flash-attn-4 | all blocks full | copies in, elementwise | copy out, elementwise |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "flash-attn-4 | all blocks full | copies in, elementwise | copy out, elementwise | "
+                  "flash-attn-4, contiguous inputs |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in results["breakdown"]:
             lines.append(f"| {r['tokens']} | {r['density']} | {fmt(r['mask_block_fraction'], 3)} | "
                          + " | ".join(fmt(r.get(k)) for k in ("selection_ms", "reads_ms", "tables_ms", "to_slots_ms",
                                                                "from_slots_ms", "fa4_ms", "fa4_all_full_ms",
                                                                "to_slots_elementwise_ms",
-                                                               "from_slots_elementwise_ms")) + " |")
+                                                               "from_slots_elementwise_ms", "fa4_contiguous_ms"))
+                         + " |")
         lines.append("")
     if "prefill" in results:
         lines += ["Whole prefill (Qwen2.5-VL-7B architecture, random bf16 weights, 28 layers, fused ops); speedups "

@@ -101,7 +101,8 @@ def logits_section(setup: Path, frames: int, keep: int) -> dict[str, Any]:
                 try:
                     logits, ms = _timed_prefill(model, inputs, keep)
                     record = runtime.records[-1]
-                    results[backend] = (logits, ms, [a.pairs for a in record.attention], record.block_work())
+                    results[backend] = (logits, ms, [record.attention[k].pairs for k in sorted(record.attention)],
+                                        record.block_work())
                 except Exception as error:  # noqa: BLE001 (recorded, not fatal)
                     results[backend] = error
                 runtime.detach()

@@ -221,11 +221,11 @@ def breakdown_section(tokens: int, device: torch.device) -> list[dict[str, Any]]
         chooses, selection, tables = fa4_layer(q, k, v, layout, tiles, rule, scale, 128)
         reads = unit_reads(selection.lists, selection.counts, selection.full_counts, tiles)
 
-        def run(t: BlockTables, mask_mod):
+        def run(t: BlockTables, mask_mod, tensors=(qs, ks, vs)):
             sparse = BlockSparseTensorsTorch(mask_block_cnt=t.mask_cnt, mask_block_idx=t.mask_idx,
                                              full_block_cnt=t.full_cnt, full_block_idx=t.full_idx,
                                              block_size=(128, 128))
-            return flash_attn_func(qs, ks, vs, softmax_scale=scale, mask_mod=mask_mod,
+            return flash_attn_func(*tensors, softmax_scale=scale, mask_mod=mask_mod,
                                    aux_tensors=[q_pos, k_pos] if mask_mod is not None else None,
                                    block_sparse_tensors=sparse, pack_gqa=False)
 
@@ -247,7 +247,9 @@ def breakdown_section(tokens: int, device: torch.device) -> list[dict[str, Any]]
                "to_slots_elementwise_ms": median_ms(lambda: [_elementwise_to_slots(x, q_pos) for x in (q, k, v)]),
                "from_slots_elementwise_ms": median_ms(functools.partial(_elementwise_from_slots, out_slots, q_pos,
                                                                         tokens)),
-               "fa4_ms": median_ms(functools.partial(run, tables, mask_mod))}
+               "fa4_ms": median_ms(functools.partial(run, tables, mask_mod)),
+               "fa4_contiguous_ms": median_ms(functools.partial(run, tables, mask_mod,
+                                                                tuple(x.contiguous() for x in (qs, ks, vs))))}
         try:
             row["fa4_all_full_ms"] = median_ms(functools.partial(run, merged, None))
         except Exception as error:  # noqa: BLE001 (recorded, not fatal)

@@ -123,7 +123,7 @@ def test_slot_order_round_trip_is_a_permutation(cube):
     seq = query.shape[2]
     assert torch.equal(q_pos[q_pos >= 0].sort().values, torch.arange(seq, dtype=q_pos.dtype))
     slots = to_slots(query, q_pos)
-    assert slots.shape == (1, q_pos.shape[1], 3, query.shape[3]) and slots.is_contiguous()
+    assert slots.shape == (1, q_pos.shape[1], 3, query.shape[3]) and slots.transpose(1, 2).is_contiguous()
     assert torch.equal(slots[0, q_pos[0] >= 0], query[0].transpose(0, 1)[q_pos[0][q_pos[0] >= 0].long()])
     assert torch.equal(from_slots(slots, q_pos, seq), query.transpose(1, 2))
     pair, pos2 = torch.cat([query, query.flip(2)]), q_pos.expand(2, -1)

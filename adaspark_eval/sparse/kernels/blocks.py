@@ -189,12 +189,15 @@ def dense_mask(tables: BlockTables, tiles: CubeTiles) -> Tensor:
 
 
 def to_slots(x: Tensor, q_pos: Tensor) -> Tensor:
-    """(B, S', Hx, D) contiguous copy of ``x`` (B, Hx, S, D) in padded slot order (``slot_padded``'s query
-    positions; padding slots repeat position 0): the layout flash-attn-4 takes. One row gather (a row is one
-    token's Hx x D values), not an elementwise one."""
-    rows = q_pos.clamp_min(0).long()
-    batch = torch.arange(x.shape[0], device=x.device)[:, None]
-    return x.transpose(1, 2)[batch, rows]
+    """``x`` (B, Hx, S, D) in padded slot order (``slot_padded``'s query positions; padding slots repeat
+    position 0), as flash-attn-4 takes it: a (B, S', Hx, D) view of a (B, Hx, S', D) copy, made by one
+    ``index_select`` of D-element rows per sample."""
+    rows = q_pos.clamp_min(0)
+    bsz, heads, _, dim = x.shape
+    out = x.new_empty(bsz, heads, rows.shape[1], dim)
+    for b in range(bsz):
+        torch.index_select(x[b], 1, rows[b], out=out[b])
+    return out.transpose(1, 2)
 
 
 def slot_of_positions(q_pos: Tensor, seq: int) -> Tensor:
@@ -208,10 +211,15 @@ def slot_of_positions(q_pos: Tensor, seq: int) -> Tensor:
 
 
 def from_slots(out: Tensor, q_pos: Tensor, seq: int) -> Tensor:
-    """(B, S, H, D): ``out`` (B, S', H, D) in slot order put back at its positions (padding slots dropped), as
-    one row gather through ``slot_of_positions`` (so every position needs a slot: a prefill without padding)."""
-    batch = torch.arange(out.shape[0], device=out.device)[:, None]
-    return out[batch, slot_of_positions(q_pos, seq)]
+    """(B, S, H, D): ``out`` (B, S', H, D) in slot order put back at its positions (padding slots dropped), by
+    one ``index_select`` of H x D rows per sample through ``slot_of_positions`` (so every position needs a
+    slot: a prefill without padding)."""
+    bsz, _, heads, dim = out.shape
+    slot = slot_of_positions(q_pos, seq)
+    back = out.new_empty(bsz, seq, heads, dim)
+    for b in range(bsz):
+        torch.index_select(out[b], 0, slot[b], out=back[b])
+    return back
 
 
 def block_attention(query: Tensor, key: Tensor, value: Tensor, tables: BlockTables, tiles: CubeTiles,
