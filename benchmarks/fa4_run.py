@@ -152,21 +152,13 @@ def _records(folder: Path) -> dict[str, dict[str, Any]]:
     return runs
 
 
-def cli_section(setup: Path, out: Path, frames: int, limit: int, model: str | None = None,
-                device: str = "cuda") -> dict[str, Any]:
-    base = [sys.executable, "-m", "adaspark_eval.cli.main", "sweep", "--task", "videomme",
-            "--model", model or str(setup / "checkpoint"), "--data-root", str(setup / "data"), "--frames",
-            str(frames), "--limit", str(limit), "--device", device, "--workers", "2", "--no-frame-cache"]
-    commands = {backend: [*base, "--select", "cube", "--fixed-ratio", "0.25", "--cube", "4x4x4,4x4x8",
-                          "--backend", backend, "--output", str(out / f"cli-{backend}")] for backend in BACKENDS}
-    commands["dense"] = [*base, "--method", "dense", "--attn-impl", "sdpa,fa4", "--output", str(out / "cli-dense")]
-    result: dict[str, Any] = {"frames": frames, "limit": limit, "commands": {}, "rows": []}
-    for name, command in commands.items():
-        result["commands"][name] = _run(command, out / f"cli-{name}.log")
-        print(f"cli {name}: {result['commands'][name]}", flush=True)
+def _compare(out: Path, runs: list[str]) -> list[dict[str, Any]]:
+    """Per run folder of the sweeps ``runs`` done: predictions and kept fractions against the reference
+    backend's (dense flash-attn-4 against dense sdpa), FLOP reductions, fa4's union over kept pairs."""
     reference = _records(out / "cli-reference")
     dense = _records(out / "cli-dense")
-    for name in (*BACKENDS, "dense"):
+    rows = []
+    for name in runs:
         for label, run in _records(out / f"cli-{name}").items():
             base_run = reference.get(label) if name != "dense" else dense.get(label.replace("attn_impl=fa4",
                                                                                            "attn_impl=sdpa"))
@@ -189,7 +181,25 @@ def cli_section(setup: Path, out: Path, frames: int, limit: int, model: str | No
                 row["union_over_kept"] = sum(b["block_units"] for b in blocks) / sum(b["kept_units"] for b in blocks)
             prefill = [s["latency"]["prefill_s"] for s in samples.values() if s.get("latency", {}).get("prefill_s")]
             row["mean_prefill_s"] = sum(prefill) / len(prefill) if prefill else None
-            result["rows"].append(row)
+            rows.append(row)
+    return rows
+
+
+def cli_section(setup: Path, out: Path, frames: int, limit: int, model: str | None = None,
+                device: str = "cuda", runs: tuple[str, ...] = (*BACKENDS, "dense")) -> dict[str, Any]:
+    base = [sys.executable, "-m", "adaspark_eval.cli.main", "sweep", "--task", "videomme",
+            "--model", model or str(setup / "checkpoint"), "--data-root", str(setup / "data"), "--frames",
+            str(frames), "--limit", str(limit), "--device", device, "--workers", "2", "--no-frame-cache"]
+    commands = {backend: [*base, "--select", "cube", "--fixed-ratio", "0.25", "--cube", "4x4x4,4x4x8",
+                          "--backend", backend, "--output", str(out / f"cli-{backend}")] for backend in BACKENDS}
+    commands["dense"] = [*base, "--method", "dense", "--attn-impl", "sdpa,fa4", "--output", str(out / "cli-dense")]
+    result: dict[str, Any] = {"frames": frames, "limit": limit, "commands": {}, "rows": []}
+    for name in runs:
+        command = commands[name]
+        result["commands"][name] = _run(command, out / f"cli-{name}.log")
+        print(f"cli {name}: {result['commands'][name]}", flush=True)
+        result["rows"] = _compare(out, [r for r in runs if r in result["commands"]])
+        (out / "cli_partial.json").write_text(json.dumps(result, indent=1))  # what a cut-off call keeps
     return result
 
 
@@ -242,6 +252,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--keep", type=int, default=64, help="logits positions compared (the prompt's end)")
     parser.add_argument("--limit", type=int, default=4, help="questions per CLI run")
+    parser.add_argument("--runs", default="fa4,reference,triton,dense", help="cli: which sweeps, in this order")
     parser.add_argument("--model", help="cli: another model than SETUP/checkpoint (a dry run: tiny)")
     parser.add_argument("--device", default="cuda", help="cli: the runs' device (a dry run: cpu)")
     parser.add_argument("--markdown", type=Path, help="print the tables of this fa4_run.json and stop")
@@ -270,7 +281,8 @@ def main(argv: list[str]) -> None:
         results["logits"] = logits_section(args.setup, args.frames, args.keep)
         save()
     if "cli" in chosen:
-        results["cli"] = cli_section(args.setup, args.out, args.frames, args.limit, args.model, args.device)
+        results["cli"] = cli_section(args.setup, args.out, args.frames, args.limit, args.model, args.device,
+                                     tuple(args.runs.split(",")))
         save()
     print(markdown(results))
 
