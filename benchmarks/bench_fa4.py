@@ -107,20 +107,13 @@ def main(argv: list[str]) -> None:
         print(markdown(json.loads(args.markdown.read_text())))
         return
     start = time.monotonic()
-    import importlib.metadata
-
     import torch
 
     from benchmarks.kernel_bench import fa4 as sections
-    from benchmarks.kernel_bench.report import environment
+    from benchmarks.kernel_bench.report import FA4_VERSIONS, environment
 
     device = torch.device("cuda")
-    env = environment(argv, "benchmarks/bench_fa4.py")
-    for key, dist in (("flash_attn_4", "flash-attn-4"), ("cutlass_dsl", "nvidia-cutlass-dsl")):
-        try:
-            env[key] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            env[key] = None
+    env = environment(argv, "benchmarks/bench_fa4.py", versions=FA4_VERSIONS)
     results: dict[str, Any] = {"environment": env}
     args.out.mkdir(parents=True, exist_ok=True)
 

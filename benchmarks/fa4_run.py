@@ -260,16 +260,9 @@ def main(argv: list[str]) -> None:
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
         return
-    import importlib.metadata
+    from benchmarks.kernel_bench.report import FA4_VERSIONS, environment
 
-    from benchmarks.kernel_bench.report import environment
-
-    env = environment(argv, "benchmarks/fa4_run.py")
-    for key, dist in (("flash_attn_4", "flash-attn-4"), ("cutlass_dsl", "nvidia-cutlass-dsl")):
-        try:
-            env[key] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            env[key] = None
+    env = environment(argv, "benchmarks/fa4_run.py", versions=FA4_VERSIONS)
     results: dict[str, Any] = {"environment": env}
     args.out.mkdir(parents=True, exist_ok=True)
 

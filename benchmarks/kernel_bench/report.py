@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 import time
 from typing import Any
@@ -12,15 +13,26 @@ import transformers
 import triton
 
 
-def environment(argv: list[str], script: str = "benchmarks/bench_kernels.py") -> dict[str, Any]:
-    """Device, versions, the command (``script`` with ``argv``) and the time of a run."""
-    return {
+FA4_VERSIONS = {"flash_attn_4": "flash-attn-4", "cutlass_dsl": "nvidia-cutlass-dsl"}  # key -> distribution
+
+
+def environment(argv: list[str], script: str = "benchmarks/bench_kernels.py",
+                versions: dict[str, str] | None = None) -> dict[str, Any]:
+    """Device, versions, the command (``script`` with ``argv``) and the time of a run; ``versions``: more
+    distributions' versions under their keys (None where not installed)."""
+    env = {
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__, "triton": triton.__version__,
         "transformers": transformers.__version__, "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version(), "python": platform.python_version(),
         "command": f"PYTHONPATH=. python3 {script} " + " ".join(argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
+    for key, dist in (versions or {}).items():
+        try:
+            env[key] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            env[key] = None
+    return env
 
 
 def merged(earlier: dict[str, Any], fresh: dict[str, Any], sections: list[str]) -> dict[str, Any]:
