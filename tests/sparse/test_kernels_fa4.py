@@ -31,6 +31,21 @@ def test_only_cube_selections_over_64_or_128_slot_units_are_expressed():
         assert not fa4.expresses(_rule("token"), tiles)
 
 
+def test_the_config_level_reason_agrees_with_what_the_layouts_express():
+    """``unexpressed`` (checked before the model loads, to warn) says None exactly where a layout of full cubes
+    is expressed; cubes of 33-128 tokens (4x4x6: 96, padded to 128 slots) are."""
+    ids = torch.tensor([[1] * 3 + [9] * 3072 + [1] * 2])
+    grid = torch.tensor([[4, 48, 64]])  # LLM grid 4 x 24 x 32: a whole cube of every shape below
+    for cube in ((4, 4, 4), (4, 4, 8), (4, 4, 6), (2, 4, 4), (2, 2, 2), (4, 8, 8)):
+        layout = build_layout(ids, video_token_id=9, image_token_id=8, cube=cube, video_grid_thw=grid)
+        tiles = build_tiles(layout, "all")
+        for select in ("cube", "token"):
+            reason = fa4.unexpressed(select, cube)
+            assert (reason is None) == fa4.expresses(_rule(select), tiles), (cube, select, reason)
+            assert reason is None or "\n" not in reason
+    assert fa4.unexpressed("cube", (4, 4, 6)) is None and "256 slots" in fa4.unexpressed("cube", (4, 8, 8))
+
+
 def test_dense_attention_leaves_the_cpu_and_sdpa_to_sdpa():
     q, k = torch.randn(1, 2, 8, 16), torch.randn(1, 1, 8, 16)
     assert dispatch.dense_attention("fa4", q, k, k, None, 0.25) is None  # CPU tensors

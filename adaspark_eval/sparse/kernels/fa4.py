@@ -21,7 +21,7 @@ from torch import Tensor
 from adaspark_eval.sparse.attention import AttentionRule
 from adaspark_eval.sparse.kernels.blocks import BLOCK_TILES, QUERY_BLOCK, BlockTables, build_block_tables, from_slots, \
     slot_padded, to_slots, unit_reads
-from adaspark_eval.sparse.kernels.tiles import CubeTiles
+from adaspark_eval.sparse.kernels.tiles import CubeTiles, next_power_of_two
 from adaspark_eval.sparse.layout import TokenLayout
 from adaspark_eval.sparse.state import ForwardState
 from adaspark_eval.sparse.stats import AttentionStats
@@ -50,6 +50,20 @@ def expresses(rule: AttentionRule, tiles: CubeTiles) -> bool:
     """Whether flash-attn-4's blocks express the layer exactly: one selection per cube (``select=cube``) over
     units of 64 or 128 slots. Otherwise the project's kernel runs (``select=token``: each query its own set)."""
     return rule.select == "cube" and tiles.tile in BLOCK_TILES
+
+
+def unexpressed(select: str, cube: tuple[int, int, int]) -> str | None:
+    """Why no layer of a config with ``select`` and ``cube`` runs on flash-attn-4's blocks (``expresses`` is
+    then false for its layouts), as a phrase; None where its layers can. The units are the cubes' volume
+    padded to a power of two (``tiles.build_tiles``), so cubes of 33-128 tokens give 64- or 128-slot units."""
+    if select != "cube":
+        return f"select={select} gives each query its own set, which blocks cannot express"
+    volume = cube[0] * cube[1] * cube[2]
+    tile = next_power_of_two(volume, 16)
+    if tile not in BLOCK_TILES:
+        return (f"cube {'x'.join(map(str, cube))} holds {volume} tokens, units of {tile} slots, and flash-attn-4's "
+                f"blocks take units of {' or '.join(map(str, BLOCK_TILES))} (cubes of 33-128 tokens)")
+    return None
 
 
 @cache
