@@ -203,25 +203,20 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
 
 
 def check_kernels(configs: list[Any], device: str | None) -> None:
-    """Stop in one line, before the model loads, where a config asks for kernels that cannot run here:
-    ``backend=triton`` off CUDA (without ``TRITON_INTERPRET=1``), flash-attn-4 (``backend=fa4``,
-    ``attn_impl=fa4``) not installed or without an sm90/sm100 GPU. Warn once where ``backend=fa4`` would
-    never reach flash-attn-4 (``fa4.unexpressed``: ``select=token``, cubes of other sizes)."""
-    from adaspark_eval.sparse.kernels import fa4
-    from adaspark_eval.sparse.kernels.dispatch import triton_problem
+    """``lmms.model.check_kernels`` for every config before the model loads: one ``error:`` line (exit 2) where
+    kernels cannot run here, one warning line per distinct config whose ``backend=fa4`` never reaches
+    flash-attn-4."""
+    from adaspark_eval.lmms.model import check_kernels as check
 
-    warned = set()
+    notes = []
     for config in configs:
-        reason = triton_problem(config.backend, device)
-        for what, asked in (("backend=fa4", config.backend == "fa4"), ("attn_impl=fa4", config.attn_impl == "fa4")):
-            reason = reason or (fa4.problem(device, what) if asked else None)
-        if reason:
-            raise fail(reason)
-        unused = fa4.unexpressed(config.select, config.cube) if config.backend == "fa4" and config.attention else None
-        if unused and unused not in warned:
-            warned.add(unused)
-            typer.secho(f"warning: backend=fa4: {unused}; AdaS-Attn runs on the project's kernel instead (pass "
-                        "--select cube and e.g. --cube 4x4x8; docs/kernels.md)", err=True, fg=typer.colors.YELLOW)
+        try:
+            note = check(config, device)
+        except ValueError as error:
+            raise fail(str(error)) from None
+        if note and note not in notes:
+            notes.append(note)
+            typer.secho(f"warning: {note}", err=True, fg=typer.colors.YELLOW)
 
 
 def load_lmm(prepared: Prepared, options: RunOptions) -> AdaSparkLMM:

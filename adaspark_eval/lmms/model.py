@@ -121,6 +121,7 @@ class AdaSparkLMM(lmms):
         self.dtype = str(dtype)
         self.fused_ops, self.batched_vision = bool(fused_ops), bool(batched_vision)
         devices = self._place(device, device_map)
+        check_kernels(config or AdaSparkConfig(), self._device)  # lmms-eval's own command line too
         name = check_checkpoint(str(pretrained))  # "auto" resolved: results are keyed by the model really used
         self.family = model_family(name)
         check_family_options(name, self.fused_ops, self.batched_vision, self.decode)
@@ -228,6 +229,7 @@ class AdaSparkLMM(lmms):
     def configure(self, config: AdaSparkConfig, method: Method | None = None) -> None:
         """Switch the AdaSpark knobs and, when given, the method (no reload); later samples are keyed by them."""
         check_decode(self.decode, method or self.method, config)
+        check_kernels(config, self._device)
         self.method = method or self.method
         self.sparse.config = self.method.config(config)
         self.sparse.rule = self.method.rule(self.sparse)
@@ -457,6 +459,24 @@ def check_decode(decode: str, method: Method, config: AdaSparkConfig, device_map
                           "drop one of them")
     if device_map:
         raise ConfigError("--decode graph runs a model on one GPU: drop --device-map (or --decode graph)")
+
+
+def check_kernels(config: AdaSparkConfig, device: str | torch.device | None) -> str | None:
+    """``ConfigError`` naming the fix where ``config`` asks for kernels that cannot run on ``device`` (before the
+    model loads): ``backend=triton`` off CUDA without ``TRITON_INTERPRET=1``, flash-attn-4 (``backend=fa4``,
+    ``attn_impl=fa4``) not installed or without an sm90/sm100 GPU. Returns a one-line note where
+    ``backend=fa4`` can never reach flash-attn-4 (``fa4.unexpressed``), else None."""
+    from adaspark_eval.sparse.kernels import fa4
+    from adaspark_eval.sparse.kernels.dispatch import triton_problem
+
+    reason = triton_problem(config.backend, device)
+    for what, asked in (("backend=fa4", config.backend == "fa4"), ("attn_impl=fa4", config.attn_impl == "fa4")):
+        reason = reason or (fa4.problem(device, what) if asked else None)
+    if reason:
+        raise ConfigError(reason)
+    unused = fa4.unexpressed(config.select, config.cube) if config.backend == "fa4" and config.attention else None
+    return (f"backend=fa4: {unused}; AdaS-Attn runs on the project's kernel instead (pass --select cube and e.g. "
+            "--cube 4x4x8; docs/kernels.md)") if unused else None
 
 
 def auto_workers() -> int:
