@@ -44,7 +44,8 @@ from torch import Tensor
 from adaspark_eval.config import AdaSparkConfig, ConfigError
 from adaspark_eval.flops.analytic import MAC
 from adaspark_eval.methods.base import Method, dense_knobs
-from adaspark_eval.methods.reduction import ReducedRule, kept_attention, kept_stats
+from adaspark_eval.methods.kept_tokens import kept_attention, kept_stats
+from adaspark_eval.methods.reduction import ReducedRule
 from adaspark_eval.sparse.layout import PAD
 from adaspark_eval.sparse.stats import AttentionStats
 from adaspark_eval.sparse.topp import masked_softmax

@@ -9,9 +9,12 @@ From layer ``K + 1`` on a pruned token is no key for any query, at prefill and a
 
 Records: pruned tokens are counted as not computed from layer ``K + 1`` on (no projections, no
 attention row, no FFN: ``AttentionStats.tokens``, pairs of kept queries only, ``FfnStats.tokens``);
-the scores of layer ``K`` count as selection work (their ``q . k`` dot products). The reference keeps
-the sequence length, so positions and the KV cache stay transformers' own: a pruned row is still
-evaluated (reading the kept keys, no FFN update), and its output reaches no kept token.
+the scores of layer ``K`` count as selection work (their ``q . k`` dot products). The sequence keeps its
+length, so positions and the KV cache stay transformers' own. Where the kernels run (``backend`` auto on a
+GPU, triton, fa4) layers ``K..`` attend on the kept tokens gathered, in one causal SDPA call
+(``kept_tokens.kept_attention``; a pruned row's output is zero); on the reference path
+(``kept_tokens.pruned_attention``) a pruned row is still evaluated over the kept keys. Either way it gets no
+FFN update and nothing of it reaches a kept token, so the two paths agree on every kept token.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from torch import Tensor
 
 from adaspark_eval.config import AdaSparkConfig, ConfigError
 from adaspark_eval.methods.base import Method, dense_knobs, fraction
-from adaspark_eval.sparse.attention import Selection, sparse_attention
+from adaspark_eval.methods.kept_tokens import kept_attention, pruned_attention
+from adaspark_eval.sparse.kernels.dispatch import use_kernels
 from adaspark_eval.sparse.layout import PAD, TokenLayout
 from adaspark_eval.sparse.stats import AttentionStats
 from adaspark_eval.sparse.topp import fixed_ratio_mask, masked_softmax
@@ -57,27 +61,6 @@ def received_attention(query: Tensor, key: Tensor, layout: TokenLayout, scaling:
     return received, reads.sum(dim=(1, 2)) * heads
 
 
-def pruned_attention(query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None, keys: Tensor,
-                     real: Tensor, scaling: float, chunk: int) -> tuple[Tensor, AttentionStats]:
-    """Attention that reads only the kept keys: the reference ``sparse_attention`` over two units (kept
-    keys, pruned keys) of which every query reads the first.
-
-    Args:
-        query: (B, H, Sq, D); key, value: (B, Hkv, Sk, D); keys: (B, Sk) bool kept tokens (the queries are
-            the newest ``Sq``); real: (B, Sk) bool non-padding.
-    Returns:
-        output (B, Sq, H, D); statistics with ``pairs`` and ``tokens`` of the kept real queries only.
-    """
-    bsz, heads, q_len, _ = query.shape
-    reads = torch.tensor([True, False], device=query.device)
-    keep = [reads.expand(bsz, heads, min(chunk, q_len - start), 2) for start in range(0, q_len, chunk)]
-    output, _ = sparse_attention(query, key, value, attention_mask, Selection(keep, chunk, True, AttentionStats()),
-                                 (~keys).long(), scaling)
-    queries = (keys & real)[:, -q_len:]
-    seen = torch.cumsum(keys & real, dim=1)[:, -q_len:]  # kept real keys at or before each query
-    return output, AttentionStats(pairs=(seen * queries).sum(dim=1) * heads, tokens=queries.sum(dim=1))
-
-
 class FastVRule:
     """FastV on ``runtime``: ``kept`` (B, S) tokens kept after layer ``layer`` in the sequence in flight
     (None before the pruning layer ran)."""
@@ -96,17 +79,18 @@ class FastVRule:
         """Layer ``K`` of a prefill scores and prunes; later layers read the kept keys only."""
         layout = self.runtime.layout_on(query.device)
         real, chunk = layout.unit != PAD, self.runtime.config.query_chunk
+        # the gathered path where the kernels run (``backend``: it changes no kept set, only the sums' order)
+        attend = kept_attention if use_kernels(self.runtime.config.backend, query) else pruned_attention
         if layer == self.layer and self.runtime.records[-1].phase == "prefill":
             received, score_dots = received_attention(query, key, layout, scaling)
             self.kept = ~layout.is_visual | fixed_ratio_mask(received, self.keep, layout.is_visual)
-            output, stats = pruned_attention(query, key, value, attention_mask, torch.ones_like(real), real, scaling,
-                                             chunk)
+            output, stats = attend(query, key, value, attention_mask, torch.ones_like(real), real, scaling, chunk)
             stats.score_dots = score_dots
             return output, stats
         if layer <= self.layer or self.kept is None:
             return None
         keys = F.pad(self.kept.to(key.device), (0, key.shape[2] - self.kept.shape[1]), value=True)
-        return pruned_attention(query, key, value, attention_mask, keys, real, scaling, chunk)
+        return attend(query, key, value, attention_mask, keys, real, scaling, chunk)
 
     def ffn_keep(self, layer: int, q_len: int) -> Tensor | None:
         """The kept tokens in the prefill's layers after ``K``; decode tokens are kept."""

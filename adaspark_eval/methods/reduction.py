@@ -13,11 +13,11 @@ prompt from ``input_ids`` (``get_rope_index``) before the language model runs, s
 position the stock model gives it, and decode tokens continue after the full prompt (the full prompt's
 rope deltas), as in the stock model. Removed tokens stay in the KV cache, never read.
 
-Attention on the kept tokens: for one sample without a padding mask the kept keys and values (and, at
-prefill, the kept queries) are gathered and attended in one causal SDPA call (flash or memory-efficient on
-a GPU: no attention matrix is materialised, and the cost is that of the kept tokens); a padded batch takes
-FastV's reference path (``fastv.pruned_attention``, in query chunks). A removed row's attention output is
-zero and its FFN is skipped, so its residual stream stays what it was; nothing of it reaches a kept token.
+Attention on the kept tokens (``kept_tokens.kept_attention``, on every backend): for one sample without a
+padding mask the kept keys and values (and, at prefill, the kept queries) are gathered and attended in one
+causal SDPA call; a padded batch takes the reference path (``kept_tokens.pruned_attention``, in query
+chunks). A removed row's attention output is zero and its FFN is skipped, so its residual stream stays what
+it was; nothing of it reaches a kept token.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from adaspark_eval.methods.fastv import pruned_attention
+from adaspark_eval.methods.kept_tokens import kept_attention
 from adaspark_eval.sparse.layout import PAD
 from adaspark_eval.sparse.stats import AttentionStats
 
@@ -37,39 +37,6 @@ if TYPE_CHECKING:
     from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
 
 KINDS = ("image", "video")  # the order in which transformers encodes and scatters them
-
-
-def kept_attention(query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None, keys: Tensor,
-                   real: Tensor, scaling: float, chunk: int) -> tuple[Tensor, AttentionStats]:
-    """Attention that reads only the kept keys, computed on the kept tokens only where it can be.
-
-    Args:
-        query: (B, H, Sq, D); key, value: (B, Hkv, Sk, D) post-RoPE; keys: (B, Sk) bool kept tokens (the
-            queries are the newest ``Sq``); real: (B, Sk) bool non-padding.
-    Returns:
-        output (B, Sq, H, D), zero on rows of removed queries on the gathered path; statistics with ``pairs``
-        and ``tokens`` of the kept real queries only.
-    """
-    bsz, heads, q_len, _ = query.shape
-    if bsz > 1 or attention_mask is not None or q_len not in (1, key.shape[2]):
-        return pruned_attention(query, key, value, attention_mask, keys, real, scaling, chunk)
-    columns = torch.nonzero(keys[0]).flatten()
-    k, v = key[:, :, columns], value[:, :, columns]
-    gqa = key.shape[1] != heads
-    if q_len == 1:
-        output = F.scaled_dot_product_attention(query, k, v, scale=scaling, enable_gqa=gqa)
-    else:
-        output = query.new_zeros(query.shape)
-        output[:, :, columns] = F.scaled_dot_product_attention(query[:, :, columns], k, v, is_causal=True,
-                                                               scale=scaling, enable_gqa=gqa)
-    return output.transpose(1, 2).contiguous(), kept_stats(keys, real, q_len, heads)
-
-
-def kept_stats(keys: Tensor, real: Tensor, q_len: int, heads: int) -> AttentionStats:
-    """Pairs and tokens of the kept real queries (the newest ``q_len`` of ``keys`` (B, Sk)) over kept real keys."""
-    queries = (keys & real)[:, -q_len:]
-    seen = torch.cumsum(keys & real, dim=1)[:, -q_len:]  # kept real keys at or before each query
-    return AttentionStats(pairs=(seen * queries).sum(dim=1) * heads, tokens=queries.sum(dim=1))
 
 
 class ReducedRule:

@@ -82,3 +82,30 @@ def test_settings_are_checked(prompt) -> None:
     with pytest.raises(ConfigError, match=refused), attached(model, "fastv", {"fastv_layer": 3}):
         pass
     assert getattr(model, "adaspark", None) is None  # a refused rule leaves the stock model
+
+
+def test_kernel_backends_gather_the_kept_tokens_and_agree_with_the_reference(prompt) -> None:
+    """Where the kernels run (``backend`` triton here; auto on a GPU) layers K.. attend on the gathered kept
+    tokens (one causal SDPA call): the same kept set, records and next-token logits as the masked reference,
+    and a pruned row's attention output is zero instead of read over the kept keys."""
+    model, inputs, _ = prompt
+    runs = {}
+    for backend in ("reference", "triton"):
+        with attached(model, "fastv", {"fastv_layer": LAYER, "fastv_keep": KEEP}, backend=backend) as sparse:
+            outputs = []
+            hook = model.model.language_model.layers[LAYER + 1].self_attn.register_forward_hook(
+                lambda module, args, out: outputs.append(out[0]))
+            try:
+                logits = model(**inputs).logits[:, -1]
+            finally:
+                hook.remove()
+            record = sparse.records[-1]
+            runs[backend] = (logits, sparse.rule.kept.clone(), outputs[0],
+                             [[None if x is None else x.tolist() for x in (a.pairs, a.tokens)]
+                              for a in record.attention.values()])
+    (ref_logits, ref_kept, ref_out, ref_counts), (logits, kept, out, counts) = runs["reference"], runs["triton"]
+    assert torch.equal(kept, ref_kept) and counts == ref_counts
+    assert torch.allclose(logits, ref_logits, atol=1e-5, rtol=1e-4)
+    pruned = ~kept[0]
+    assert bool(pruned.any()) and bool((out[0, pruned] == 0).all()) and bool((ref_out[0, pruned] != 0).any())
+    assert torch.allclose(out[0, ~pruned], ref_out[0, ~pruned], atol=1e-5)

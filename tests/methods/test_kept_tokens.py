@@ -1,12 +1,11 @@
 """Attention on the kept tokens: the gathered path (one sample, no mask) equals the reference path that
-masks removed keys (``fastv.pruned_attention``) on every kept query, and both count the same pairs."""
+masks removed keys (``pruned_attention``) on every kept query, and both count the same pairs."""
 
 from __future__ import annotations
 
 import torch
 
-from adaspark_eval.methods.fastv import pruned_attention
-from adaspark_eval.methods.reduction import kept_attention
+from adaspark_eval.methods.kept_tokens import kept_attention, pruned_attention
 
 
 def test_gathered_path_equals_the_masked_reference() -> None:
