@@ -12,7 +12,7 @@ from transformers import BatchFeature
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.flops.counter import count_sample
 from adaspark_eval.flops.sample import SampleFlops
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 from adaspark_eval.sparse.stats import ForwardRecord
 
 

@@ -24,7 +24,7 @@ import torch
 
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.models.graph_decode import GraphDecoder
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 
 
 def _sync() -> None:

@@ -69,7 +69,7 @@ def logits_section(setup: Path, frames: int, keep: int) -> dict[str, Any]:
     from adaspark_eval.data.video import read_video
     from adaspark_eval.models.loading import load_model
     from adaspark_eval.models.prompt import video_prompt
-    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+    from adaspark_eval.sparse.runtime import SparseRuntime
 
     loaded = load_model(str(setup / "checkpoint"), device="cuda", dtype="bfloat16")
     model = loaded.model

@@ -38,7 +38,7 @@ from adaspark_eval.config import AdaSparkConfig  # noqa: E402
 from adaspark_eval.flops.counter import count_sample  # noqa: E402
 from adaspark_eval.models.placement import PREFIX, dispatch, input_device, layer_device_map  # noqa: E402
 from adaspark_eval.results.store import read_run_samples  # noqa: E402
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime  # noqa: E402
+from adaspark_eval.sparse.runtime import SparseRuntime  # noqa: E402
 from benchmarks.kernel_bench.common import prefill_config, video_inputs  # noqa: E402 - beside the package
 
 # -------------------------------------------------------------------------------------------- parity

@@ -28,7 +28,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: ``benchmarks.kernel_bench``
 from adaspark_eval.config import AdaSparkConfig  # noqa: E402
 from adaspark_eval.models import fused  # noqa: E402
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime  # noqa: E402
+from adaspark_eval.sparse.runtime import SparseRuntime  # noqa: E402
 from adaspark_eval.sparse.families import family_of  # noqa: E402
 from benchmarks.kernel_bench.common import PREFILL_MODELS, build_prefill_model, video_inputs  # noqa: E402
 

@@ -51,7 +51,7 @@ def flops_command(
     from adaspark_eval.flops.known_models import KNOWN_MODELS
     from adaspark_eval.models.tiny_families import family_processor
     from adaspark_eval.sparse.families import family_of
-    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+    from adaspark_eval.sparse.runtime import SparseRuntime
 
     if new_tokens < 0:
         raise ValueError(f"--new-tokens {new_tokens} is negative: pass 0 or more")

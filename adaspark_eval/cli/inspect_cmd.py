@@ -33,7 +33,7 @@ def inspect_command(
     from adaspark_eval.inspection import compare
     from adaspark_eval.models.loading import load_model
     from adaspark_eval.models.prompt import family_video_prompt
-    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+    from adaspark_eval.sparse.runtime import SparseRuntime
 
     frames_array, _ = read_video(video, num_frames=frames)
     loaded = load_model(model, device=device, dtype=dtype, max_pixels=max_pixels)

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.flops.analytic import MAC
 from adaspark_eval.flops.handles import FVCORE_HANDLES
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 
 
 class _Prefill(nn.Module):

@@ -25,7 +25,7 @@ from adaspark_eval.methods.topk import TopK
 from adaspark_eval.methods.visionzip import VisionZip
 from adaspark_eval.methods.window import Window
 from adaspark_eval.methods.xattention import XAttention
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 
 METHODS: dict[str, type[Method]] = {m.name: m for m in (AdaSparkMethod, Dense, TopK, Window, FastV, Frames)}
 METHODS.update({m.name: m for m in (XAttention, FlexPrefill)})  # sparse prefill attention peers (issue 22)

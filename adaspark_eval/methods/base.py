@@ -26,7 +26,7 @@ from adaspark_eval.sparse.stats import ForwardRecord
 
 if TYPE_CHECKING:
     from adaspark_eval.data.video import VideoSettings
-    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime, LayerRule
+    from adaspark_eval.sparse.runtime import SparseRuntime, LayerRule
 
 
 @dataclass(frozen=True)

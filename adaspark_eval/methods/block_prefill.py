@@ -13,7 +13,7 @@ from adaspark_eval.sparse.layout import PAD
 from adaspark_eval.sparse.stats import AttentionStats
 
 if TYPE_CHECKING:
-    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+    from adaspark_eval.sparse.runtime import SparseRuntime
 
 
 class BlockPrefillRule:

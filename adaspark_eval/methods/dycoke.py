@@ -51,7 +51,7 @@ from adaspark_eval.sparse.stats import AttentionStats
 from adaspark_eval.sparse.topp import masked_softmax
 
 if TYPE_CHECKING:
-    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+    from adaspark_eval.sparse.runtime import SparseRuntime
 
 
 def compared_frames(frames: int, window: int) -> list[tuple[int, int]]:

@@ -35,7 +35,7 @@ from adaspark_eval.sparse.stats import AttentionStats
 from adaspark_eval.sparse.topp import fixed_ratio_mask, masked_softmax
 
 if TYPE_CHECKING:
-    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+    from adaspark_eval.sparse.runtime import SparseRuntime
 
 
 def received_attention(query: Tensor, key: Tensor, layout: TokenLayout, scaling: float) -> tuple[Tensor, Tensor]:

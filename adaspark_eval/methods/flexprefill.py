@@ -40,7 +40,7 @@ from adaspark_eval.sparse.blocks import (block_means, causal_blocks, cumulative_
 from adaspark_eval.sparse.stats import AttentionStats
 
 if TYPE_CHECKING:
-    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+    from adaspark_eval.sparse.runtime import SparseRuntime
 
 
 def js_distance(p: Tensor, q: Tensor) -> Tensor:

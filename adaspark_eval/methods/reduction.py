@@ -34,7 +34,7 @@ from adaspark_eval.sparse.layout import PAD
 from adaspark_eval.sparse.stats import AttentionStats
 
 if TYPE_CHECKING:
-    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+    from adaspark_eval.sparse.runtime import SparseRuntime
 
 KINDS = ("image", "video")  # the order in which transformers encodes and scatters them
 

@@ -52,7 +52,7 @@ from adaspark_eval.methods.reduction import ReducedRule
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+    from adaspark_eval.sparse.runtime import SparseRuntime
 
 CALLS_KEPT = 4  # encoder calls whose scores a probe keeps (a prompt's image call and video call, and spares)
 

@@ -23,7 +23,7 @@ from adaspark_eval.sparse.layout import PAD, build_layout
 from adaspark_eval.sparse.stats import AttentionStats
 
 if TYPE_CHECKING:
-    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+    from adaspark_eval.sparse.runtime import SparseRuntime
 
 WHOLE = 2**20  # a cube side no grid reaches (and whose cube volume fits int64): whole-slab cubes
 

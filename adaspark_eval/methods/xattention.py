@@ -32,7 +32,7 @@ from adaspark_eval.methods.block_prefill import BlockPrefillRule
 from adaspark_eval.sparse.blocks import causal_blocks, cumulative_keep, num_blocks
 
 if TYPE_CHECKING:
-    from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+    from adaspark_eval.sparse.runtime import SparseRuntime
 
 
 def antidiagonal_scores(query: Tensor, key: Tensor, real: Tensor, block: int, stride: int, scaling: float,

@@ -28,7 +28,7 @@ from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.data.niah.presets import EMBEDDED_NIAH
 from adaspark_eval.data.niah.scoring import parse_choice
 from adaspark_eval.models.tiny import build_processor, tiny_config
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 from adaspark_eval.training.niah_data import NiahStream, StreamSpec, collate, quiet_worker
 
 HELD_OUT_SEED = 10**6  # training seeds start at --seed; held-out ones here, never overlapping in practice

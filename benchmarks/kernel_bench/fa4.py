@@ -29,7 +29,7 @@ from adaspark_eval.sparse.kernels.flash import sparse_flash
 from adaspark_eval.sparse.kernels.select import select_tiles
 from adaspark_eval.sparse.kernels.tiles import build_tiles
 from adaspark_eval.sparse.layout import build_layout
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 from adaspark_eval.sparse.state import ForwardState
 from benchmarks.kernel_bench.attention import dense_sdpa
 from benchmarks.kernel_bench.common import (DENSITIES, HEAD_DIM, HEADS, KV_HEADS, VIDEO_TOKEN, build_7b, median_ms,

@@ -17,7 +17,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.flops.counter import count_sample
 from adaspark_eval.models import fused
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 from adaspark_eval.sparse.families import family_of
 from benchmarks.kernel_bench.common import PREFILL_MODELS, build_prefill_model, relative_error, video_inputs
 

@@ -17,7 +17,7 @@ from adaspark_eval.flops.fvcore_count import count_forward
 from adaspark_eval.flops.sample import COMPONENTS
 from adaspark_eval.models.prompt import video_prompt
 from adaspark_eval.models.tiny import tiny_config
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 
 # The tiny model's text shape: hidden 64, 4 query / 2 KV heads of 16, MLP 128.
 H, HEADS, KV_HEADS, D, MLP = 64, 4, 2, 16, 128

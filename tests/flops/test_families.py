@@ -18,7 +18,7 @@ from adaspark_eval.flops.dims import ModelDims
 from adaspark_eval.flops.fvcore_count import count_forward
 from adaspark_eval.models.prompt import video_prompt
 from adaspark_eval.models.tiny_families import TINY_FAMILIES, build_tiny_family
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 
 FRAMES = np.random.default_rng(0).integers(0, 256, (8, 64, 96, 3), dtype=np.uint8)
 

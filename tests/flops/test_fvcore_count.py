@@ -9,7 +9,7 @@ import torch
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.flops.counter import count_sample
 from adaspark_eval.flops.fvcore_count import count_forward
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 
 
 @pytest.mark.parametrize("config", [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.inspection import compare
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 
 
 def test_reduction_is_what_the_sparse_prefill_saved(tiny, video_inputs):

@@ -12,7 +12,7 @@ from torch import nn
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.methods import attach, make_method
 from adaspark_eval.models.prompt import video_prompt
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 from tests.conftest import random_video
 
 # LLM grids 8 x 4 x 5 and 4 x 3 x 4 (video_grid_thw [[8, 8, 10], [4, 6, 8]])

@@ -11,7 +11,7 @@ from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.flops.counter import count_sample
 from adaspark_eval.models.graph_decode import CAPACITY_STEP, GraphDecoder
 from adaspark_eval.models.prompt import video_prompt
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 from tests.conftest import random_video
 
 NEW_TOKENS = 6

@@ -11,7 +11,7 @@ from adaspark_eval.flops.dims import known_config
 from adaspark_eval.models.loading import load_model
 from adaspark_eval.models.prompt import video_prompt
 from adaspark_eval.models.placement import PlacementError, input_device, layer_device_map, parse_devices
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 from tests.conftest import random_video
 
 

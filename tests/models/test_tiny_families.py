@@ -12,7 +12,7 @@ import torch
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.models.prompt import video_prompt
 from adaspark_eval.models.tiny_families import TINY_FAMILIES, build_tiny_family
-from adaspark_eval.sparse.qwen2_5_vl import SparseMLP, SparseRuntime
+from adaspark_eval.sparse.runtime import SparseMLP, SparseRuntime
 
 FRAMES = np.random.default_rng(0).integers(0, 256, (8, 64, 96, 3), dtype=np.uint8)
 

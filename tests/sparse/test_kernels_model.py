@@ -14,7 +14,7 @@ from adaspark_eval.models.tiny_families import MODEL_CLASSES, init_experts
 from adaspark_eval.models.tiny_families import build_processor as family_processor
 from adaspark_eval.models.tiny_families import tiny_config as family_config
 from adaspark_eval.sparse.kernels import dispatch
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 from tests.sparse.interpreted import INTERPRETED, needs_interpreter
 
 if INTERPRETED:

@@ -8,7 +8,7 @@ from adaspark_eval.models.prompt import video_prompt
 from adaspark_eval.sparse import ffn
 from adaspark_eval.sparse.kernels.tiles import build_tiles
 from adaspark_eval.sparse.layout import build_layout
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime
+from adaspark_eval.sparse.runtime import SparseRuntime
 from adaspark_eval.sparse.state import ForwardState
 from tests.conftest import random_video
 

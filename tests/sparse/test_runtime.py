@@ -5,7 +5,7 @@ import torch
 
 from adaspark_eval.config import AdaSparkConfig
 from adaspark_eval.models.prompt import video_prompt
-from adaspark_eval.sparse.qwen2_5_vl import SparseRuntime, SparseMLP
+from adaspark_eval.sparse.runtime import SparseRuntime, SparseMLP
 from tests.conftest import random_video
 
 # grids (LLM tokens): 8 x 4 x 5 and 4 x 3 x 4; cube 3 x 3 x 3 divides neither

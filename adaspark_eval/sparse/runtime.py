@@ -1,5 +1,5 @@
-"""AdaSpark on a Hugging Face Qwen-VL model (Qwen2.5-VL, Qwen2-VL, Qwen3-VL dense and MoE: ``sparse.families``;
-the module keeps its first family's name), through transformers' own
+"""AdaSpark on a Hugging Face Qwen-VL model (Qwen2.5-VL, Qwen2-VL, Qwen3-VL dense and MoE: ``sparse.families``),
+through transformers' own
 extension points: an attention function registered as ``"adaspark"`` (with sdpa's mask builder), the
 decoder MLPs swapped for ``SparseMLP`` (same parameters, same state-dict keys), a forward pre-hook on
 the multimodal model that reads the token layout into a new ``ForwardState`` (``sparse.state``), and one
