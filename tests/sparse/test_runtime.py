@@ -1,5 +1,8 @@
 """AdaSpark hooked into the tiny Qwen2.5-VL: exactness at p = 1, knobs, generation, batching."""
 
+import importlib
+import sys
+
 import pytest
 import torch
 
@@ -157,3 +160,10 @@ def test_text_only_forward_reports_no_selection(model_and_inputs):
     rows = sparse.records[0].layer_summary(sparse.num_layers)
     assert all(r["kept_cube_fraction"] == 1.0 and r["kept_cube_fraction_per_head"] is None and r["entropy"] is None
                for r in rows)
+
+
+def test_the_old_module_name_still_imports_the_runtime_and_warns():
+    sys.modules.pop("adaspark_eval.sparse.qwen2_5_vl", None)
+    with pytest.warns(DeprecationWarning, match="adaspark_eval.sparse.runtime"):
+        old = importlib.import_module("adaspark_eval.sparse.qwen2_5_vl")
+    assert old.SparseRuntime is SparseRuntime and old.SparseMLP is SparseMLP
