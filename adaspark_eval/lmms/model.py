@@ -465,7 +465,8 @@ def check_kernels(config: AdaSparkConfig, device: str | torch.device | None) -> 
     """``ConfigError`` naming the fix where ``config`` asks for kernels that cannot run on ``device`` (before the
     model loads): ``backend=triton`` off CUDA without ``TRITON_INTERPRET=1``, flash-attn-4 (``backend=fa4``,
     ``attn_impl=fa4``) not installed or without an sm90/sm100 GPU. Returns a one-line note where
-    ``backend=fa4`` can never reach flash-attn-4 (``fa4.unexpressed``), else None."""
+    ``backend=fa4`` can never reach flash-attn-4 (``fa4.unexpressed``) or takes its slower 64-token-cube path,
+    else None."""
     from adaspark_eval.sparse.kernels import fa4
     from adaspark_eval.sparse.kernels.dispatch import triton_problem
 
@@ -474,9 +475,17 @@ def check_kernels(config: AdaSparkConfig, device: str | torch.device | None) -> 
         reason = reason or (fa4.problem(device, what) if asked else None)
     if reason:
         raise ConfigError(reason)
-    unused = fa4.unexpressed(config.select, config.cube) if config.backend == "fa4" and config.attention else None
-    return (f"backend=fa4: {unused}; AdaS-Attn runs on the project's kernel instead (pass --select cube and e.g. "
-            "--cube 4x4x8; docs/kernels.md)") if unused else None
+    if config.backend != "fa4" or not config.attention:
+        return None
+    unused = fa4.unexpressed(config.select, config.cube)
+    if unused:
+        return (f"backend=fa4: {unused}; AdaS-Attn runs on the project's kernel instead (pass --select cube and "
+                "e.g. --cube 4x4x8; docs/kernels.md)")
+    if fa4.cube_tile(config.cube) < fa4.QUERY_BLOCK:
+        return ("backend=fa4 with 64-token cubes computes the union of two cubes' kept blocks, which measured slower "
+                "than the project's kernel (backend=auto); 128-token cubes (e.g. --cube 4x4x8) are flash-attn-4's "
+                "fast path (docs/kernels.md)")
+    return None
 
 
 def auto_workers() -> int:

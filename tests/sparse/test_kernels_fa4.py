@@ -39,6 +39,7 @@ def test_the_config_level_reason_agrees_with_what_the_layouts_express():
     for cube in ((4, 4, 4), (4, 4, 8), (4, 4, 6), (2, 4, 4), (2, 2, 2), (4, 8, 8)):
         layout = build_layout(ids, video_token_id=9, image_token_id=8, cube=cube, video_grid_thw=grid)
         tiles = build_tiles(layout, "all")
+        assert fa4.cube_tile(cube) == tiles.tile
         for select in ("cube", "token"):
             reason = fa4.unexpressed(select, cube)
             assert (reason is None) == fa4.expresses(_rule(select), tiles), (cube, select, reason)

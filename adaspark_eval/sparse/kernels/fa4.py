@@ -52,6 +52,11 @@ def expresses(rule: AttentionRule, tiles: CubeTiles) -> bool:
     return rule.select == "cube" and tiles.tile in BLOCK_TILES
 
 
+def cube_tile(cube: tuple[int, int, int]) -> int:
+    """Slots of a unit of whole ``cube``s: their volume padded to a power of two (``tiles.build_tiles``)."""
+    return next_power_of_two(cube[0] * cube[1] * cube[2], 16)
+
+
 def unexpressed(select: str, cube: tuple[int, int, int]) -> str | None:
     """Why no layer of a config with ``select`` and ``cube`` runs on flash-attn-4's blocks (``expresses`` is
     then false for its layouts), as a phrase; None where its layers can. The units are the cubes' volume
@@ -59,7 +64,7 @@ def unexpressed(select: str, cube: tuple[int, int, int]) -> str | None:
     if select != "cube":
         return f"select={select} gives each query its own set, which blocks cannot express"
     volume = cube[0] * cube[1] * cube[2]
-    tile = next_power_of_two(volume, 16)
+    tile = cube_tile(cube)
     if tile not in BLOCK_TILES:
         return (f"cube {'x'.join(map(str, cube))} holds {volume} tokens, units of {tile} slots, and flash-attn-4's "
                 f"blocks take units of {' or '.join(map(str, BLOCK_TILES))} (cubes of 33-128 tokens)")
