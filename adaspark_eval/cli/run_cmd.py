@@ -192,7 +192,7 @@ def prepare(knobs: dict[str, str], options: RunOptions, single: bool) -> Prepare
     if options.output is not None:
         check_writable(options.output)
     check_device(options.device)
-    check_kernels([p.config for p in points], options.device)
+    check_kernels([p.method.config(p.config) for p in points], options.device)  # as each method runs them
     check_checkpoint(options.model)  # config.json, architecture and weights, before the model loads
     check_family_options(options.model, options.fused_ops, options.batched_vision, options.decode)
     from adaspark_eval.lmms.model import check_decode

@@ -121,7 +121,7 @@ class AdaSparkLMM(lmms):
         self.dtype = str(dtype)
         self.fused_ops, self.batched_vision = bool(fused_ops), bool(batched_vision)
         devices = self._place(device, device_map)
-        check_kernels(config or AdaSparkConfig(), self._device)  # lmms-eval's own command line too
+        check_kernels(self.method.config(config or AdaSparkConfig()), self._device)  # lmms-eval's command line too
         name = check_checkpoint(str(pretrained))  # "auto" resolved: results are keyed by the model really used
         self.family = model_family(name)
         check_family_options(name, self.fused_ops, self.batched_vision, self.decode)
@@ -229,7 +229,7 @@ class AdaSparkLMM(lmms):
     def configure(self, config: AdaSparkConfig, method: Method | None = None) -> None:
         """Switch the AdaSpark knobs and, when given, the method (no reload); later samples are keyed by them."""
         check_decode(self.decode, method or self.method, config)
-        check_kernels(config, self._device)
+        check_kernels((method or self.method).config(config), self._device)
         self.method = method or self.method
         self.sparse.config = self.method.config(config)
         self.sparse.rule = self.method.rule(self.sparse)
